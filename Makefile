@@ -1,0 +1,61 @@
+# hostnet: setup, run and test. Works from a fresh clone as root with only Python installed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Debian packages the tool and its tests drive (binary:package).
+DEB_TOOLS := nft:nftables iptables:iptables conntrack:conntrack ip:iproute2 sysctl:procps \
+             modprobe:kmod tmux:tmux promtool:prometheus
+
+.PHONY: help deps venv run test test-unit test-kernel test-e2e check bench clean
+
+help:
+	@echo "make run    install everything and diagnose this host (hostnet doctor)"
+	@echo "make test   install everything and run lint, type checks and all test tiers"
+	@echo "make bench  run the benchmarks (see bench/RESULTS.md)"
+
+# Install the Debian tools that are missing (needs root and apt-get).
+deps:
+	@missing=""; for pair in $(DEB_TOOLS); do \
+	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root to install:$$missing" >&2; exit 2; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
+	fi
+	@modprobe nf_conntrack 2>/dev/null || true
+
+$(BIN)/hostnet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/hostnet
+
+run: deps venv
+	$(BIN)/hostnet doctor
+
+check: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test-kernel: deps venv
+	$(BIN)/pytest -q tests/kernel
+
+test-e2e: deps venv
+	$(BIN)/pytest -q tests/e2e
+
+test: deps venv check
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+bench: deps venv
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

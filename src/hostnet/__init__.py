@@ -1,0 +1,3 @@
+"""hostnet: keep the network side of a Linux kernel healthy."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from hostnet.cli.main import main
+
+main()

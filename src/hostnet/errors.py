@@ -1,0 +1,34 @@
+"""Typed exceptions of the library. The CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+
+class HostnetError(Exception):
+    """Base class. ``hint`` tells the user what to do about it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(HostnetError):
+    """The command line asked for something impossible."""
+
+
+class InputError(HostnetError):
+    """A file, snapshot or stream could not be read or is not what it should be."""
+
+
+class NamespaceError(HostnetError):
+    """A network namespace could not be entered or does not exist."""
+
+
+class PermissionDenied(HostnetError):
+    """The operation needs privileges the process does not have."""
+
+
+class CommandError(HostnetError):
+    """An external command (nft, conntrack, ip ...) failed or is missing."""

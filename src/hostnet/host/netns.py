@@ -1,0 +1,85 @@
+"""Enter named network namespaces (``ip netns`` names under /run/netns) for reading.
+
+setns(2) changes the calling thread's namespace; /proc/sys/net and /proc/net (via
+/proc/thread-self) then show that namespace. ``entered`` always switches back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hostnet.errors import NamespaceError, PermissionDenied
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+
+
+def list_named(run_dir: str = NETNS_RUN_DIR) -> list[str]:
+    """Names of the namespaces ``ip netns`` knows, sorted."""
+    try:
+        return sorted(n for n in os.listdir(run_dir) if not n.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def _setns(fd: int) -> None:
+    setns = getattr(os, "setns", None)
+    if setns is not None:  # Python >= 3.12
+        setns(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextmanager
+def entered(name: str | None, run_dir: str = NETNS_RUN_DIR) -> Iterator[None]:
+    """Run the body inside network namespace ``name`` (None: stay where we are)."""
+    if name is None:
+        yield
+        return
+    if "/" in name or name in (".", ".."):
+        raise NamespaceError(f"bad namespace name {name!r}")
+    path = os.path.join(run_dir, name)
+    try:
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        known = ", ".join(list_named(run_dir)) or "none"
+        raise NamespaceError(
+            f"network namespace {name!r} not found in {run_dir}",
+            hint=f"known namespaces: {known} (see 'ip netns list')",
+        ) from None
+    except PermissionError:
+        raise PermissionDenied(
+            f"cannot open network namespace {name!r}", hint="run as root to use --netns"
+        ) from None
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            _setns(target)
+        except PermissionError:
+            raise PermissionDenied(
+                f"cannot enter network namespace {name!r}", hint="run as root to use --netns"
+            ) from None
+        except OSError as exc:
+            raise NamespaceError(f"cannot enter network namespace {name!r}: {exc}") from None
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def netns_inode(pid: str = "thread-self") -> int | None:
+    """Inode of the current namespace (kernel log lines name namespaces by it)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None

@@ -1,0 +1,253 @@
+"""Root: typed readers over a host tree (``/``, a fixture tree, or an unpacked snapshot).
+
+Every reader takes paths relative to the root, so the same code runs on the live host, on
+test fixtures and on ``hostnet collect`` snapshots. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from hostnet.errors import InputError
+from hostnet.sysctl.keys import key_to_path, path_to_key
+
+#: Where a snapshot keeps the output of commands it ran (see hostnet.host.snapshot).
+COMMANDS_DIR = ".hostnet/commands"
+#: Snapshot metadata (JSON) written by ``hostnet collect``.
+META_FILE = ".hostnet/meta.json"
+
+
+class SysctlState(enum.Enum):
+    OK = "ok"
+    MISSING = "missing"  # no such key on this kernel (or not in this snapshot)
+    DENIED = "denied"  # exists, but this process may not read it (e.g. write-only, 0600)
+
+
+@dataclass(frozen=True, slots=True)
+class SysctlRead:
+    key: str
+    state: SysctlState
+    value: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state is SysctlState.OK
+
+
+class Root:
+    """A host tree. ``Root("/")`` is the live host."""
+
+    def __init__(self, path: str | os.PathLike[str] = "/") -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise InputError(
+                f"{self.path}: not a directory",
+                hint="pass --root a directory or a .tar.gz written by 'hostnet collect'",
+            )
+
+    def __repr__(self) -> str:
+        return f"Root({str(self.path)!r})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.path == Path("/")
+
+    # -- plain files -----------------------------------------------------------------------
+    def file(self, rel: str) -> Path:
+        return self.path / rel.lstrip("/")
+
+    def exists(self, rel: str) -> bool:
+        return self.file(rel).exists()
+
+    def read_text(self, rel: str) -> str | None:
+        """File contents, or None when the file does not exist. Permission errors raise."""
+        try:
+            with open(self.file(rel), encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def lines(self, rel: str) -> Iterator[str]:
+        """Stream a file line by line (for big /proc files). Missing file: nothing."""
+        try:
+            fh = open(self.file(rel), encoding="utf-8", errors="replace", buffering=1 << 20)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with fh:
+            yield from fh
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.file(rel)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    # -- /proc/sys --------------------------------------------------------------------------
+    def sysctl(self, key: str) -> SysctlRead:
+        path = self.file("proc/sys/" + key_to_path(key))
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return SysctlRead(key, SysctlState.MISSING)
+        except PermissionError:
+            return SysctlRead(key, SysctlState.DENIED)
+        except OSError as exc:  # EIO/EINVAL from odd entries such as route/flush
+            if exc.errno in (errno.EIO, errno.EINVAL, errno.EPERM, errno.EACCES):
+                return SysctlRead(key, SysctlState.DENIED)
+            raise
+        return SysctlRead(key, SysctlState.OK, text.rstrip("\n"))
+
+    def sysctl_value(self, key: str) -> str | None:
+        read = self.sysctl(key)
+        return read.value if read.ok else None
+
+    def sysctl_int(self, key: str) -> int | None:
+        value = self.sysctl_value(key)
+        if value is None:
+            return None
+        try:
+            return int(value.split()[0])
+        except (ValueError, IndexError):
+            return None
+
+    def sysctl_exists(self, key: str) -> bool:
+        return self.file("proc/sys/" + key_to_path(key)).is_file()
+
+    def sysctl_writable(self, key: str) -> bool | None:
+        """Whether the key's mode has any write bit (None when missing)."""
+        try:
+            st = self.file("proc/sys/" + key_to_path(key)).stat()
+        except OSError:
+            return None
+        return bool(st.st_mode & 0o222)
+
+    def sysctl_keys(self, prefix: str = "") -> list[str]:
+        """Every key under /proc/sys (optionally below a dotted prefix), sorted."""
+        base = self.file("proc/sys")
+        start = base / key_to_path(prefix) if prefix else base
+        out: list[str] = []
+        for dirpath, _dirs, files in os.walk(start):
+            rel = os.path.relpath(dirpath, base)
+            for name in files:
+                out.append(path_to_key(name if rel == "." else f"{rel}/{name}"))
+        out.sort()
+        return out
+
+    # -- kernel and machine -------------------------------------------------------------------
+    @cached_property
+    def osrelease(self) -> str:
+        text = self.read_text("proc/sys/kernel/osrelease")
+        return text.strip() if text else ""
+
+    @cached_property
+    def kernel_version(self) -> tuple[int, int, int]:
+        return parse_kernel_version(self.osrelease)
+
+    @cached_property
+    def meminfo(self) -> dict[str, int]:
+        """/proc/meminfo in bytes."""
+        out: dict[str, int] = {}
+        for line in (self.read_text("proc/meminfo") or "").splitlines():
+            name, _, rest = line.partition(":")
+            parts = rest.split()
+            if not parts:
+                continue
+            try:
+                value = int(parts[0])
+            except ValueError:
+                continue
+            if len(parts) > 1 and parts[1].lower() == "kb":
+                value *= 1024
+            out[name.strip()] = value
+        return out
+
+    @property
+    def mem_total(self) -> int | None:
+        return self.meminfo.get("MemTotal")
+
+    @cached_property
+    def cpu_count(self) -> int:
+        """Online CPUs (from /sys, so snapshots answer too)."""
+        for rel in ("sys/devices/system/cpu/online", "sys/devices/system/cpu/possible"):
+            text = self.read_text(rel)
+            if text and text.strip():
+                return count_cpu_list(text.strip())
+        return os.cpu_count() or 1 if self.is_live else 1
+
+    def module_params(self, module: str) -> dict[str, str | None]:
+        """/sys/module/MODULE/parameters: value, or None when unreadable (mode 0200/0600)."""
+        base = f"sys/module/{module}/parameters"
+        out: dict[str, str | None] = {}
+        for name in self.listdir(base):
+            try:
+                text = self.read_text(f"{base}/{name}")
+            except PermissionError:
+                out[name] = None
+                continue
+            out[name] = None if text is None else text.strip()
+        return out
+
+    def module_loaded(self, module: str) -> bool:
+        return self.exists(f"sys/module/{module}")
+
+    def net_interfaces(self) -> list[str]:
+        return self.listdir("sys/class/net")
+
+    def interface_kind(self, name: str) -> str:
+        """'bridge', 'tun', 'veth', 'loopback', 'ether' ... from sysfs (best effort)."""
+        base = f"sys/class/net/{name}"
+        if self.exists(f"{base}/bridge"):
+            return "bridge"
+        if self.exists(f"{base}/tun_flags"):
+            return "tun"
+        uevent = self.read_text(f"{base}/uevent") or ""
+        for line in uevent.splitlines():
+            if line.startswith("DEVTYPE="):
+                return line.split("=", 1)[1].strip()
+        if name == "lo":
+            return "loopback"
+        return "ether"
+
+    # -- command output (live: run it; snapshot: what collect stored) --------------------------
+    def command_output(self, name: str, argv: list[str], timeout: float = 10.0) -> str | None:
+        """Output of a read-only command. None when unavailable (missing binary, no data)."""
+        if not self.is_live:
+            return self.read_text(f"{COMMANDS_DIR}/{name}")
+        from hostnet.host.commands import run_optional
+
+        return run_optional(argv, timeout=timeout)
+
+
+def parse_kernel_version(release: str) -> tuple[int, int, int]:
+    nums: list[int] = []
+    for part in release.split("-", 1)[0].split(".")[:3]:
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        nums.append(int(digits) if digits else 0)
+    while len(nums) < 3:
+        nums.append(0)
+    return nums[0], nums[1], nums[2]
+
+
+def count_cpu_list(text: str) -> int:
+    """Count CPUs in a sysfs list such as ``0-3,8-11`` or ``0``."""
+    total = 0
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        total += (int(hi) - int(lo) + 1) if hi else 1
+    return total

@@ -1,0 +1,148 @@
+"""The sysctl catalogue: what each key means, takes and defaults to (data in sysctl.toml).
+
+Patterns use ``*`` for one name component, for per-interface keys: ``net.ipv4.conf.*.rp_filter``
+matches ``all``, ``default`` and every interface.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+TYPES = frozenset({"int", "bool", "enum", "tuple", "string", "list"})
+COMBINES = frozenset({"max", "or", "and", "and-if-forwarding"})
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultChange:
+    """The default became ``value`` in kernel ``version`` (e.g. conntrack sizing in 5.15)."""
+
+    version: str
+    value: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    key: str
+    type: str
+    description: str
+    reference: str
+    min: int | None = None
+    max: int | None = None
+    arity: int = 1
+    values: dict[int, str] = field(default_factory=dict)
+    unit: str | None = None
+    default: str | None = None
+    default_note: str | None = None
+    default_history: tuple[DefaultChange, ...] = ()
+    netns: bool = True
+    init_ns_writable_only: bool = False
+    readonly: bool = False
+    writeonly: bool = False
+    since: str | None = None
+    removed_in: str | None = None
+    replacement: str | None = None
+    noop: bool = False
+    combine: str | None = None
+    stronger: str | None = None  # "higher" or "lower": direction that is more secure
+    secure: str | None = None  # the recommended secure value, where one exists
+    test_boundaries: bool = True  # kernel test may write min/max in a throwaway netns
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.key
+
+    @property
+    def gone(self) -> bool:
+        return self.removed_in is not None
+
+
+def _spec(key: str, raw: dict[str, Any]) -> KeySpec:
+    kind = raw.get("type", "int")
+    if kind not in TYPES:
+        raise ValueError(f"sysctl.toml: {key}: unknown type {kind!r}")
+    combine = raw.get("combine")
+    if combine is not None and combine not in COMBINES:
+        raise ValueError(f"sysctl.toml: {key}: unknown combine {combine!r}")
+    history = tuple(
+        DefaultChange(str(h["version"]), str(h["value"]), str(h.get("note", "")))
+        for h in raw.get("default_history", ())
+    )
+    values = {int(k): str(v) for k, v in raw.get("values", {}).items()}
+    default = raw.get("default")
+    return KeySpec(
+        key=key,
+        type=kind,
+        description=raw["description"],
+        reference=raw["reference"],
+        min=raw.get("min"),
+        max=raw.get("max"),
+        arity=int(raw.get("arity", 1)),
+        values=values,
+        unit=raw.get("unit"),
+        default=None if default is None else str(default),
+        default_note=raw.get("default_note"),
+        default_history=history,
+        netns=bool(raw.get("netns", True)),
+        init_ns_writable_only=bool(raw.get("init_ns_writable_only", False)),
+        readonly=bool(raw.get("readonly", False)),
+        writeonly=bool(raw.get("writeonly", False)),
+        since=raw.get("since"),
+        removed_in=raw.get("removed_in"),
+        replacement=raw.get("replacement"),
+        noop=bool(raw.get("noop", False)),
+        combine=combine,
+        stronger=raw.get("stronger"),
+        secure=None if raw.get("secure") is None else str(raw["secure"]),
+        test_boundaries=bool(raw.get("test_boundaries", True)),
+    )
+
+
+class Catalogue:
+    def __init__(self, specs: dict[str, KeySpec]) -> None:
+        self.specs = specs
+        self._exact = {k: v for k, v in specs.items() if not v.is_pattern}
+        # patterns indexed by (component count, prefix before '*')
+        self._patterns: list[tuple[list[str], KeySpec]] = [
+            (k.split("."), v) for k, v in specs.items() if v.is_pattern
+        ]
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def get(self, key: str) -> KeySpec | None:
+        """The spec for a concrete key (exact entry first, then a pattern)."""
+        spec = self._exact.get(key)
+        if spec is not None:
+            return spec
+        parts = key.split(".")
+        for pattern, spec in self._patterns:
+            if len(pattern) != len(parts):
+                continue
+            if all(p == "*" or p == q for p, q in zip(pattern, parts, strict=True)):
+                return spec
+        return None
+
+    def concrete_keys(self) -> list[str]:
+        return sorted(self._exact)
+
+    def pattern_keys(self) -> list[str]:
+        return sorted(k for k in self.specs if "*" in k)
+
+    def removed(self) -> list[KeySpec]:
+        return [s for s in self.specs.values() if s.gone]
+
+
+def parse_catalogue(text: str) -> Catalogue:
+    data = tomllib.loads(text)
+    return Catalogue({k: _spec(k, v) for k, v in data.get("keys", {}).items()})
+
+
+@cache
+def load() -> Catalogue:
+    text = resources.files("hostnet.knowledge").joinpath("sysctl.toml").read_text("utf-8")
+    return parse_catalogue(text)
