@@ -79,4 +79,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # a bug: say so briefly; the traceback on request
+        import os
+
+        if os.environ.get("HOSTNET_DEBUG"):
+            raise
+        click.echo(f"hostnet: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("hostnet: hint: run again with HOSTNET_DEBUG=1 for the traceback and "
+                   "report it", err=True)
+        sys.exit(70)
     sys.exit(code if isinstance(code, int) else 0)

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 TYPES = frozenset({"int", "bool", "enum", "tuple", "string", "list"})
-COMBINES = frozenset({"max", "or", "and", "and-if-forwarding"})
+COMBINES = frozenset({"max", "min", "or", "and", "and-if-forwarding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,11 @@ class KeySpec:
     stronger: str | None = None  # "higher" or "lower": direction that is more secure
     secure: str | None = None  # the recommended secure value, where one exists
     test_boundaries: bool = True  # kernel test may write min/max in a throwaway netns
+    # Additions (kept optional so older data still loads):
+    default_all: str | None = None  # what conf/all shows when it differs from conf/default
+    inherits_init_ns: bool = False  # a new namespace copies the initial namespace's value
+    module: str | None = None  # the key exists only while this module is loaded (or built in)
+    config: str | None = None  # the key exists only with this kernel build option
 
     @property
     def is_pattern(self) -> bool:
@@ -99,6 +104,10 @@ def _spec(key: str, raw: dict[str, Any]) -> KeySpec:
         stronger=raw.get("stronger"),
         secure=None if raw.get("secure") is None else str(raw["secure"]),
         test_boundaries=bool(raw.get("test_boundaries", True)),
+        default_all=None if raw.get("default_all") is None else str(raw["default_all"]),
+        inherits_init_ns=bool(raw.get("inherits_init_ns", False)),
+        module=raw.get("module"),
+        config=raw.get("config"),
     )
 
 
