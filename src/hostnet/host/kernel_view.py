@@ -17,17 +17,31 @@ class RootKernelView:
         self._keys: list[str] | None = None
         self._boot: frozenset[str] | None = None
         self._has_proc = root.exists("proc/sys/kernel")
+        self._exists: dict[str, bool] = {}
+        self._writable: dict[str, bool | None] = {}
+        self._value: dict[str, str | None] = {}
 
     def exists(self, key: str) -> bool | None:
         if not self._has_proc:
             return None
-        return self.root.sysctl_exists(key)
+        hit = self._exists.get(key)
+        if hit is None:
+            hit = self._exists[key] = self.root.sysctl_exists(key)
+        return hit
 
     def writable(self, key: str) -> bool | None:
-        return self.root.sysctl_writable(key) if self._has_proc else None
+        if not self._has_proc:
+            return None
+        if key not in self._writable:
+            self._writable[key] = self.root.sysctl_writable(key)
+        return self._writable[key]
 
     def value(self, key: str) -> str | None:
-        return self.root.sysctl_value(key) if self._has_proc else None
+        if not self._has_proc:
+            return None
+        if key not in self._value:
+            self._value[key] = self.root.sysctl_value(key)
+        return self._value[key]
 
     def all_keys(self) -> Sequence[str]:
         if self._keys is None:

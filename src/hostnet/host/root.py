@@ -45,6 +45,7 @@ class Root:
 
     def __init__(self, path: str | os.PathLike[str] = "/") -> None:
         self.path = Path(path)
+        self._proc_sys = str(self.path / "proc/sys") + "/"
         if not self.path.is_dir():
             raise InputError(
                 f"{self.path}: not a directory",
@@ -92,7 +93,7 @@ class Root:
 
     # -- /proc/sys --------------------------------------------------------------------------
     def sysctl(self, key: str) -> SysctlRead:
-        path = self.file("proc/sys/" + key_to_path(key))
+        path = self._proc_sys + key_to_path(key)
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:
                 text = fh.read()
@@ -120,12 +121,12 @@ class Root:
             return None
 
     def sysctl_exists(self, key: str) -> bool:
-        return self.file("proc/sys/" + key_to_path(key)).is_file()
+        return os.path.isfile(self._proc_sys + key_to_path(key))
 
     def sysctl_writable(self, key: str) -> bool | None:
         """Whether the key's mode has any write bit (None when missing)."""
         try:
-            st = self.file("proc/sys/" + key_to_path(key)).stat()
+            st = os.stat(self._proc_sys + key_to_path(key))
         except OSError:
             return None
         return bool(st.st_mode & 0o222)

@@ -43,7 +43,7 @@ def system_sources(root: Root) -> tuple[list[SysctlSource], list[FileNote]]:
         for name in root.listdir(d):
             full = f"/{d}/{name}"
             if not name.endswith(".conf"):
-                if root.file(f"{d}/{name}").is_file() and not name.startswith("."):
+                if _looks_like_settings(root, f"{d}/{name}"):
                     notes.append(FileNote(
                         R.FILE_NOT_READ, full,
                         "only files ending in .conf are read from sysctl.d; this one is ignored",
@@ -93,3 +93,20 @@ def system_sources(root: Root) -> tuple[list[SysctlSource], list[FileNote]]:
             # procps' sysctl --system reads it last
             sources.append(SysctlSource(f"/{SYSCTL_CONF}", SYSCTL_CONF))
     return sources, notes
+
+
+def _looks_like_settings(root: Root, rel: str) -> bool:
+    """A file that holds key = value lines (not a README): a .conf that will be missed."""
+    if rel.rsplit("/", 1)[-1].startswith(".") or not root.file(rel).is_file():
+        return False
+    try:
+        text = root.read_text(rel) or ""
+    except PermissionError:
+        return False
+    for line in text.splitlines()[:200]:
+        body = line.strip().lstrip("-")
+        key, eq, _ = body.partition("=")
+        key = key.strip()
+        if eq and "." in key and " " not in key and key[:1].isalpha():
+            return True
+    return False

@@ -116,9 +116,14 @@ class Catalogue:
         self.specs = specs
         self._exact = {k: v for k, v in specs.items() if not v.is_pattern}
         # patterns indexed by (component count, prefix before '*')
-        self._patterns: list[tuple[list[str], KeySpec]] = [
-            (k.split("."), v) for k, v in specs.items() if v.is_pattern
-        ]
+        # patterns: (component count, index of the '*') -> {key with '*' there: spec}
+        self._patterns: dict[tuple[int, int], dict[str, KeySpec]] = {}
+        for k, v in specs.items():
+            if v.is_pattern:
+                parts = k.split(".")
+                star = parts.index("*")
+                self._patterns.setdefault((len(parts), star), {})[k] = v
+        self._memo: dict[str, KeySpec | None] = {}
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -128,13 +133,21 @@ class Catalogue:
         spec = self._exact.get(key)
         if spec is not None:
             return spec
+        if key in self._memo:
+            return self._memo[key]
         parts = key.split(".")
-        for pattern, spec in self._patterns:
-            if len(pattern) != len(parts):
+        n = len(parts)
+        found: KeySpec | None = None
+        for (count, star), group in self._patterns.items():
+            if count != n:
                 continue
-            if all(p == "*" or p == q for p, q in zip(pattern, parts, strict=True)):
-                return spec
-        return None
+            probe = ".".join([*parts[:star], "*", *parts[star + 1 :]])
+            found = group.get(probe)
+            if found is not None:
+                break
+        if len(self._memo) < 100_000:
+            self._memo[key] = found
+        return found
 
     def concrete_keys(self) -> list[str]:
         return sorted(self._exact)

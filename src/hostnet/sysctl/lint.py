@@ -105,6 +105,7 @@ class _Linter:
         self._known: set[str] | None = None
         self._exists: dict[str, bool | None] = {}
         self._file: ParsedFile | None = None
+        self._guesses: dict[str, str | None] = {}
 
     # -- helpers --------------------------------------------------------------------------
     def emit(
@@ -171,6 +172,11 @@ class _Linter:
         return best
 
     def did_you_mean(self, key: str) -> str | None:
+        if key not in self._guesses:
+            self._guesses[key] = self._did_you_mean(key)
+        return self._guesses[key]
+
+    def _did_you_mean(self, key: str) -> str | None:
         parts = key.split(".")
         pool = self.known_keys()
         # compare per-interface keys against the 'all' spelling
@@ -268,6 +274,8 @@ class _Linter:
         self.check_module(a)
 
     def legacy_replacement(self, key: str) -> str | None:
+        if not key.startswith("net.ipv4.netfilter."):
+            return None
         for old, new in LEGACY_PREFIXES.items():
             if key.startswith(old):
                 return new + key[len(old) :]
@@ -561,6 +569,8 @@ def _lint_lines(linter: _Linter, pf: ParsedFile) -> None:
                 column=c.column, suggestion=fixed, edit=(fixed,),
             )
         body = c.text[1:]
+        if "=" not in body:
+            continue
         m = _ASSIGN_IN_TEXT.search(body)
         if m is None:
             continue

@@ -22,7 +22,7 @@ GLOB_CHARS = frozenset("*?[")
 _SUPPRESS = re.compile(r"hostnet:\s*ignore\[([A-Za-z0-9_, ]+)\]")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assignment:
     path: str
     line: int
@@ -35,7 +35,8 @@ class Assignment:
 
     @property
     def is_glob(self) -> bool:
-        return any(c in GLOB_CHARS for c in self.key)
+        k = self.key
+        return "*" in k or "?" in k or "[" in k
 
 
 @dataclass(frozen=True, slots=True)

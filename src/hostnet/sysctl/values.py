@@ -44,6 +44,8 @@ def unquote(value: str) -> str | None:
 
 def strip_inline_comment(value: str) -> str | None:
     """The value before an inline '#'/';' comment, or None when there is none."""
+    if "#" not in value and ";" not in value:
+        return None
     cut = min((i for i in (value.find("#"), value.find(";")) if i >= 0), default=-1)
     if cut < 0:
         return None

@@ -1,0 +1,29 @@
+"""``hostnet collect``: write a snapshot for offline analysis with --root."""
+
+from __future__ import annotations
+
+import click
+
+from hostnet.cli.common import netns_option
+
+
+@click.command()
+@click.option("-o", "--output", "out", required=True, metavar="FILE.tar.gz",
+              help="Where to write the snapshot.")
+@netns_option
+@click.option("--no-table", is_flag=True, help="Leave out /proc/net/nf_conntrack (can be large).")
+def collect(out: str, netns: str | None, no_table: bool) -> int:
+    """Write a snapshot of everything hostnet reads: /proc/sys, conntrack counters and table,
+    sysctl.d and modprobe.d files, kernel logs, nftables/iptables rulesets, interfaces.
+
+    Every read-only command takes it back with --root FILE.tar.gz. Unreadable files (run as a
+    normal user) are listed in the snapshot's .hostnet/meta.json.
+    """
+    from hostnet.host.snapshot import collect as do_collect
+
+    report = do_collect(out, netns=netns, table=not no_table)
+    click.echo(f"wrote {report.path}: {report.files} files, {report.bytes / 1e6:.1f} MB read")
+    if report.skipped:
+        click.echo(f"{len(report.skipped)} item(s) could not be read (see .hostnet/meta.json)",
+                   err=True)
+    return 0

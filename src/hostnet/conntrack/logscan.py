@@ -1,0 +1,275 @@
+"""Recognise conntrack trouble in kernel log text (pure: bytes in, events out).
+
+Forms recognised, old and new (the kernel has printed all of these at some point):
+
+* ``nf_conntrack: table full, dropping packet`` (current, initial namespace), also with a
+  trailing period (older kernels) and with the prefix printed twice
+  (``nf_conntrack: nf_conntrack: table full, ...``, when the file's pr_fmt adds it again);
+* ``nf_conntrack: table full in netns N, dropping packet`` (recent kernels, any namespace but
+  the initial one; N is the namespace's inode number as ``/proc/PID/ns/net`` shows it);
+* ``ip_conntrack: table full, dropping packet.`` (the 2.6-era IPv4-only tracker);
+* ``nf_conntrack: expectation table full`` (helpers such as FTP/SIP ran out of expectations);
+* rate-limit notices: ``net_ratelimit: N callbacks suppressed``, older
+  ``__ratelimit: N callbacks suppressed`` and ``printk: N messages suppressed``. The kernel
+  prints at most a burst of net warnings per interval and folds the rest into these notices,
+  so log lines always undercount: the ``drop`` counter is the number of packets dropped.
+
+Scanning is built for big files: the buffer (bytes, or an mmap of the file) is searched for
+cheap markers with ``find`` and only the lines around a hit are decoded and matched.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class EventKind(enum.Enum):
+    TABLE_FULL = "table_full"
+    EXPECT_FULL = "expectation_table_full"
+    SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    kind: EventKind
+    #: The timestamp as written at the start of the line (ISO, syslog, or ``[secs]``).
+    time: str | None
+    #: Namespace inode for ``table full in netns N``; None: initial namespace or unknown.
+    netns: int | None = None
+    #: For SUPPRESSED: how many messages the rate limiter swallowed.
+    suppressed: int = 0
+    #: ``nf_conntrack`` or ``ip_conntrack`` (which tracker printed it).
+    tracker: str = "nf_conntrack"
+    line: str = ""
+
+
+@dataclass(slots=True)
+class SourceScan:
+    """What one log source (a file, dmesg, the journal) contained."""
+
+    source: str
+    table_full: int = 0
+    expect_full: int = 0
+    #: Sum of the N in rate-limit notices (shared by every net_* warning, so an upper bound
+    #: on how many conntrack lines were swallowed).
+    suppressed: int = 0
+    first: str | None = None
+    last: str | None = None
+    #: table-full lines per namespace inode (None: the initial namespace / no inode printed).
+    by_netns: dict[int | None, int] = field(default_factory=dict)
+    trackers: set[str] = field(default_factory=set)
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, event: LogEvent) -> None:
+        if event.kind is EventKind.SUPPRESSED:
+            self.suppressed += event.suppressed
+            return
+        if event.kind is EventKind.TABLE_FULL:
+            self.table_full += 1
+            self.by_netns[event.netns] = self.by_netns.get(event.netns, 0) + 1
+        else:
+            self.expect_full += 1
+        self.trackers.add(event.tracker)
+        if event.time is not None:
+            if self.first is None:
+                self.first = event.time
+            self.last = event.time
+        if len(self.examples) < 3:
+            self.examples.append(event.line)
+
+    @property
+    def events(self) -> int:
+        return self.table_full + self.expect_full
+
+
+#: Cheap markers searched with bytes.find before any per-line work.
+MARKERS: tuple[bytes, ...] = (b"table full", b" suppressed")
+
+_FULL = re.compile(
+    r"(?P<tracker>nf_conntrack|ip_conntrack): (?:(?:nf_conntrack|ip_conntrack): )*"
+    r"(?:table full(?: in netns (?P<ns>\d+))?, dropping packet\.?"
+    r"|(?P<expect>expectation table full))"
+)
+_SUPPRESSED = re.compile(
+    r"(?:(?:net_ratelimit|_{2,3}ratelimit): (?P<cb>\d+) callbacks suppressed"
+    r"|printk: (?P<msg>\d+) messages suppressed)"
+)
+_TIME = re.compile(
+    r"^(?:"
+    r"(?P<kmsg>\d+,\d+,(?P<usec>\d+),[^;]*;)"  # /dev/kmsg record header
+    r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r"|(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)"
+    r"|\[\s*(?P<mono>\d+\.\d+)\]"
+    r")"
+)
+
+
+def line_time(line: str) -> str | None:
+    """The timestamp a log line starts with, as text (None when it has none)."""
+    m = _TIME.match(line)
+    if m is None:
+        return None
+    if m.group("usec") is not None:
+        return f"[{int(m.group('usec')) / 1e6:.6f}]"
+    if m.group("mono") is not None:
+        return f"[{m.group('mono')}]"
+    return m.group("iso") or m.group("bsd")
+
+
+def parse_line(line: str) -> LogEvent | None:
+    """The conntrack event a single log line reports, or None."""
+    m = _FULL.search(line)
+    if m is not None:
+        ns = m.group("ns")
+        kind = EventKind.EXPECT_FULL if m.group("expect") else EventKind.TABLE_FULL
+        return LogEvent(
+            kind, line_time(line), netns=int(ns) if ns else None, tracker=m.group("tracker"),
+            line=line.strip(),
+        )
+    s = _SUPPRESSED.search(line)
+    if s is not None:
+        n = int(s.group("cb") or s.group("msg"))
+        return LogEvent(EventKind.SUPPRESSED, line_time(line), suppressed=n, line=line.strip())
+    return None
+
+
+class Buffer(Protocol):
+    """What the scanner needs from its input: bytes, bytearray and mmap all qualify."""
+
+    def find(self, sub: bytes, start: int = ..., end: int = ..., /) -> int: ...
+    def rfind(self, sub: bytes, start: int = ..., end: int = ..., /) -> int: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: slice, /) -> bytes: ...
+
+
+def iter_events(data: Buffer, start: int = 0, end: int | None = None) -> Iterator[LogEvent]:
+    """Events in ``data[start:end]`` in file order, decoding only lines that hold a marker."""
+    stop = len(data) if end is None else end
+    hits: list[int] = []
+    for marker in MARKERS:
+        pos = data.find(marker, start, stop)
+        while pos >= 0:
+            hits.append(pos)
+            nl = data.find(b"\n", pos, stop)
+            if nl < 0:
+                break
+            pos = data.find(marker, nl + 1, stop)
+    if not hits:
+        return
+    hits.sort()
+    last_line_start = -1
+    for pos in hits:
+        line_start = data.rfind(b"\n", start, pos) + 1
+        if line_start == 0 and start > 0:
+            line_start = start
+        if line_start == last_line_start:
+            continue  # both markers on one line
+        last_line_start = line_start
+        line_end = data.find(b"\n", pos, stop)
+        if line_end < 0:
+            line_end = stop
+        event = parse_line(data[line_start:line_end].decode("utf-8", "replace"))
+        if event is not None:
+            yield event
+
+
+def scan_buffer(data: Buffer, source: str) -> SourceScan:
+    out = SourceScan(source)
+    for event in iter_events(data):
+        out.add(event)
+    return out
+
+
+def scan_chunks(chunks: Iterable[bytes], source: str) -> SourceScan:
+    """Scan a stream of byte chunks (e.g. a gzip file read in blocks) split at any byte."""
+    out = SourceScan(source)
+    tail = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        data = tail + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            tail = data
+            continue
+        for event in iter_events(data, 0, cut):
+            out.add(event)
+        tail = data[cut:]
+    if tail:
+        for event in iter_events(tail):
+            out.add(event)
+    return out
+
+
+def scan_text(text: str, source: str) -> SourceScan:
+    return scan_buffer(text.encode("utf-8", "replace"), source)
+
+
+# -- combining sources ------------------------------------------------------------------------
+
+
+def _sort_key(stamp: str) -> datetime | None:
+    """ISO stamps as naive UTC (syslog and monotonic stamps cannot be ordered: None)."""
+    try:
+        when = datetime.fromisoformat(stamp.replace(",", "."))
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
+@dataclass(frozen=True, slots=True)
+class LogSummary:
+    """All sources together. The same line often sits in dmesg, the journal and kern.log, so
+    ``table_full`` is the largest count any single source holds (a lower bound), not a sum."""
+
+    table_full: int
+    expect_full: int
+    suppressed: int
+    first: str | None
+    last: str | None
+    by_netns: dict[int | None, int]
+    sources: tuple[SourceScan, ...]
+
+    @property
+    def events(self) -> int:
+        return self.table_full + self.expect_full
+
+    def for_netns(self, inode: int | None) -> int:
+        """table-full lines naming this namespace (None: the initial one)."""
+        return self.by_netns.get(inode, 0)
+
+
+def summarise(scans: Iterable[SourceScan]) -> LogSummary:
+    found = [s for s in scans if s.events or s.suppressed]
+    if not found:
+        return LogSummary(0, 0, 0, None, None, {}, ())
+    best = max(found, key=lambda s: (s.table_full, s.expect_full))
+    by_netns: dict[int | None, int] = {}
+    for s in found:
+        for ns, n in s.by_netns.items():
+            by_netns[ns] = max(by_netns.get(ns, 0), n)
+    stamps = [t for s in found for t in (s.first, s.last) if t is not None]
+    dated = sorted((d, t) for t in stamps if (d := _sort_key(t)) is not None)
+    first: str | None
+    last: str | None
+    if dated:
+        first, last = dated[0][1], dated[-1][1]
+    else:
+        first = best.first
+        last = best.last
+    return LogSummary(
+        table_full=best.table_full,
+        expect_full=max(s.expect_full for s in found),
+        suppressed=max(s.suppressed for s in found),
+        first=first,
+        last=last,
+        by_netns=by_netns,
+        sources=tuple(found),
+    )

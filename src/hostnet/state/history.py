@@ -1,0 +1,101 @@
+"""Previous conntrack counter readings, so a later run can compute rates and peaks.
+
+One small JSON file per namespace under the state directory (``/var/lib/hostnet`` on the live
+host, or ``Context.state_dir``): ``conntrack-<namespace>.json`` holding the time, the counters,
+the count, the highest count seen and the namespace inode (a recreated namespace with the same
+name starts afresh). Writes are atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = Path("/var/lib/hostnet")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    time: float
+    count: int
+    counters: dict[str, int] = field(default_factory=dict)
+    peak: int = 0
+    peak_time: float = 0.0
+    inode: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reading:
+        return cls(
+            time=float(data["time"]),
+            count=int(data["count"]),
+            counters={str(k): int(v) for k, v in dict(data.get("counters", {})).items()},
+            peak=int(data.get("peak", 0)),
+            peak_time=float(data.get("peak_time", 0.0)),
+            inode=None if data.get("inode") is None else int(data["inode"]),
+        )
+
+
+def _file(state_dir: Path, netns: str | None) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", netns) if netns else "init"
+    return state_dir / f"conntrack-{name}.json"
+
+
+def load(state_dir: Path, netns: str | None, inode: int | None = None) -> Reading | None:
+    """The last reading for this namespace, or None (missing, corrupt, other namespace)."""
+    try:
+        data = json.loads(_file(state_dir, netns).read_text(encoding="utf-8"))
+        reading = Reading.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if inode is not None and reading.inode is not None and reading.inode != inode:
+        return None
+    return reading
+
+
+def save(state_dir: Path, netns: str | None, reading: Reading) -> None:
+    """Write the reading atomically (creating the directory, mode 0700)."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = _file(state_dir, netns)
+    fd, tmp = tempfile.mkstemp(prefix=".conntrack-", dir=state_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(reading.to_json(), fh, sort_keys=True)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def merge(previous: Reading | None, now: Reading) -> Reading:
+    """``now`` with the peak carried over from ``previous`` when that was higher."""
+    if previous is not None and previous.peak > now.count:
+        return Reading(now.time, now.count, now.counters, previous.peak, previous.peak_time,
+                       now.inode)
+    return Reading(now.time, now.count, now.counters, now.count, now.time, now.inode)
+
+
+def rates(previous: Reading, now: Reading) -> dict[str, float] | None:
+    """Per-second change of each counter; None when time went backwards or a counter reset
+    (module reload, namespace recreated)."""
+    seconds = now.time - previous.time
+    if seconds <= 0:
+        return None
+    out: dict[str, float] = {}
+    for name, value in now.counters.items():
+        before = previous.counters.get(name)
+        if before is None:
+            continue
+        if value < before:
+            return None
+        out[name] = (value - before) / seconds
+    return out
