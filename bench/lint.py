@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import fmt_ms, time_command  # noqa: E402
+from _timing import fmt_ms, time_command
 
 HERE = Path(__file__).resolve().parent
 HOSTNET = str(Path(sys.executable).with_name("hostnet"))
@@ -45,9 +45,15 @@ def generate(directory: str, lines: int, per_file: int = 1000) -> None:
             elif r < 0.2:
                 out.append("")
             elif r < 0.21:
-                out.append(rng.choice(["net.ipv4.tcp_tw_recycle = 1",
-                                       "net.core.somaxconm = 1024",
-                                       "net.ipv4.tcp_fin_timeout = 30 # shorter"]))
+                out.append(
+                    rng.choice(
+                        [
+                            "net.ipv4.tcp_tw_recycle = 1",
+                            "net.core.somaxconm = 1024",
+                            "net.ipv4.tcp_fin_timeout = 30 # shorter",
+                        ]
+                    )
+                )
             else:
                 key, value = next(keys, ("net.ipv4.tcp_syncookies", "1"))
                 out.append(f"{key} = {value}")
@@ -63,16 +69,22 @@ def main() -> None:
     rows.append(("`hostnet --help`", fmt_ms(help_t), f"python -c pass: {fmt_ms(py_t)}"))
     sys_t = time_command([HOSTNET, "lint", "--system"])
     procps_t = time_command(["sysctl", "--system", "--dry-run"])
-    rows.append(("`hostnet lint --system`", fmt_ms(sys_t),
-                 f"`sysctl --system --dry-run`: {fmt_ms(procps_t)} "
-                 f"(ratio {sys_t / procps_t:.1f}x)"))
+    rows.append(
+        (
+            "`hostnet lint --system`",
+            fmt_ms(sys_t),
+            f"`sysctl --system --dry-run`: {fmt_ms(procps_t)} (ratio {sys_t / procps_t:.1f}x)",
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         big = tmp
         generate(big, LINES)
         t_kernel = time_command([HOSTNET, "lint", big], runs=5)
         t_pure = time_command([HOSTNET, "lint", "--no-kernel", big], runs=5)
         files = [str(p) for p in sorted(Path(big).glob("*.conf"))]
-        t_procps = time_command(["sysctl", "-e", "-q", "--dry-run", *(x for f in files for x in ("-p", f))], runs=5)
+        t_procps = time_command(
+            ["sysctl", "-e", "-q", "--dry-run", *(x for f in files for x in ("-p", f))], runs=5
+        )
         # the library alone, without process start-up
         from hostnet.host.kernel_view import RootKernelView
         from hostnet.host.root import Root
@@ -85,14 +97,30 @@ def main() -> None:
         start = time.perf_counter()
         lint_files([parse_text(t, p) for p, t in texts], load(), RootKernelView(Root("/")))
         lib_t = time.perf_counter() - start
-    rows.append((f"`hostnet lint` {LINES:,} lines in 100 files (checks the kernel)", fmt_ms(t_kernel),
-                 f"{LINES / t_kernel:,.0f} lines/s"))
-    rows.append((f"`hostnet lint --no-kernel` {LINES:,} lines", fmt_ms(t_pure),
-                 f"{LINES / t_pure:,.0f} lines/s"))
-    rows.append((f"lint library only, {LINES:,} lines", fmt_ms(lib_t),
-                 f"{LINES / lib_t:,.0f} lines/s"))
-    rows.append((f"`sysctl -e -q --dry-run -p FILE...` same files", fmt_ms(t_procps),
-                 f"{LINES / t_procps:,.0f} lines/s (parses only, checks nothing)"))
+    rows.append(
+        (
+            f"`hostnet lint` {LINES:,} lines in 100 files (checks the kernel)",
+            fmt_ms(t_kernel),
+            f"{LINES / t_kernel:,.0f} lines/s",
+        )
+    )
+    rows.append(
+        (
+            f"`hostnet lint --no-kernel` {LINES:,} lines",
+            fmt_ms(t_pure),
+            f"{LINES / t_pure:,.0f} lines/s",
+        )
+    )
+    rows.append(
+        (f"lint library only, {LINES:,} lines", fmt_ms(lib_t), f"{LINES / lib_t:,.0f} lines/s")
+    )
+    rows.append(
+        (
+            "`sysctl -e -q --dry-run -p FILE...` same files",
+            fmt_ms(t_procps),
+            f"{LINES / t_procps:,.0f} lines/s (parses only, checks nothing)",
+        )
+    )
     table = ["| measurement | median | compared with |", "| --- | --- | --- |"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     body = "\n".join(table)

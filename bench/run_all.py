@@ -14,7 +14,9 @@ SKIP = {"run_all.py", "_timing.py"}
 
 
 def main(argv: list[str]) -> int:
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name not in SKIP and not p.name.startswith("_"))
+    scripts = sorted(
+        p for p in HERE.glob("*.py") if p.name not in SKIP and not p.name.startswith("_")
+    )
     if argv:
         scripts = [p for p in scripts if p.stem in argv]
     failed = 0
@@ -26,9 +28,11 @@ def main(argv: list[str]) -> int:
 
 
 def merge() -> None:
-    parts = ["# Benchmark results\n",
-             "Each section was produced by the script named in it; `make bench` reruns all of "
-             "them and rewrites this file. Speeds are measured, never asserted in tests.\n"]
+    parts = [
+        "# Benchmark results\n",
+        "Each section was produced by the script named in it; `make bench` reruns all of "
+        "them and rewrites this file. Speeds are measured, never asserted in tests.\n",
+    ]
     for md in sorted((HERE / "results").glob("*.md")):
         parts.append(md.read_text().strip() + "\n")
     (HERE / "RESULTS.md").write_text("\n".join(parts))

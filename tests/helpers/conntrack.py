@@ -20,8 +20,14 @@ def enable_tracking(ns: Netns) -> None:
     ns.run(["nft", "-f", "-"], input=TRACK_RULESET)
 
 
-def assured_lines(count: int, *, timeout: int = 60, dport: int = 443,
-                  src_net: str = "198.51.100.0/24", dst: str = "203.0.113.10") -> str:
+def assured_lines(
+    count: int,
+    *,
+    timeout: int = 60,
+    dport: int = 443,
+    src_net: str = "198.51.100.0/24",
+    dst: str = "203.0.113.10",
+) -> str:
     """``conntrack -R`` input: ``count`` ESTABLISHED+ASSURED TCP entries.
 
     Sources cycle through ``src_net`` and source ports 1024-65535, so entries are unique.

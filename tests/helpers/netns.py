@@ -7,6 +7,7 @@ any process still running inside it, even when the test fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,12 +44,20 @@ class Netns:
         self.close()
 
     def run(
-        self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        input: str | None = None,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             ["ip", "netns", "exec", self.name, *argv],
-            capture_output=True, text=True, input=input, timeout=timeout, check=False,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -72,22 +81,19 @@ class Netns:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         pids = _ip("netns", "pids", self.name, check=False).stdout.split()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
         _ip("netns", "del", self.name, check=False)
         LIVE.discard(self.name)
 
 
-def link(a: Netns, b: Netns, addr_a: str, addr_b: str, *, name_a: str = "veth0",
-         name_b: str = "veth0") -> None:
+def link(
+    a: Netns, b: Netns, addr_a: str, addr_b: str, *, name_a: str = "veth0", name_b: str = "veth0"
+) -> None:
     """Connect two namespaces with a veth pair and give each end an address (CIDR)."""
     tmp_a, tmp_b = f"hna{uuid.uuid4().hex[:6]}", f"hnb{uuid.uuid4().hex[:6]}"
     _ip("link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)

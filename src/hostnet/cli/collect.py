@@ -8,8 +8,14 @@ from hostnet.cli.common import netns_option
 
 
 @click.command()
-@click.option("-o", "--output", "out", required=True, metavar="FILE.tar.gz",
-              help="Where to write the snapshot.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    metavar="FILE.tar.gz",
+    help="Where to write the snapshot.",
+)
 @netns_option
 @click.option("--no-table", is_flag=True, help="Leave out /proc/net/nf_conntrack (can be large).")
 def collect(out: str, netns: str | None, no_table: bool) -> int:
@@ -24,6 +30,7 @@ def collect(out: str, netns: str | None, no_table: bool) -> int:
     report = do_collect(out, netns=netns, table=not no_table)
     click.echo(f"wrote {report.path}: {report.files} files, {report.bytes / 1e6:.1f} MB read")
     if report.skipped:
-        click.echo(f"{len(report.skipped)} item(s) could not be read (see .hostnet/meta.json)",
-                   err=True)
+        click.echo(
+            f"{len(report.skipped)} item(s) could not be read (see .hostnet/meta.json)", err=True
+        )
     return 0

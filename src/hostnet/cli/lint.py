@@ -19,7 +19,9 @@ from hostnet.render.findings import FORMATS, render
 @format_option(*FORMATS)
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--fix", "do_fix", is_flag=True, help="Write corrected files (stdin: to stdout).")
-@click.option("--diff", "do_diff", is_flag=True, help="Show the corrections as a diff; write nothing.")
+@click.option(
+    "--diff", "do_diff", is_flag=True, help="Show the corrections as a diff; write nothing."
+)
 @click.option("--no-kernel", is_flag=True, help="Do not compare with the running kernel's keys.")
 def lint(
     paths: tuple[str, ...],
@@ -42,7 +44,7 @@ def lint(
     """
     from hostnet.host.kernel_view import RootKernelView
     from hostnet.knowledge.catalogue import load
-    from hostnet.sysctl.lint import LintResult, lint_files
+    from hostnet.sysctl.lint import FileNote, LintResult, lint_files
     from hostnet.sysctl.parser import ParsedFile, parse_text
 
     if not paths and not system:
@@ -52,7 +54,7 @@ def lint(
     with open_root(root_path) as root:
         parsed: list[ParsedFile] = []
         texts: dict[str, str] = {}
-        notes = []
+        notes: list[FileNote] = []
         if system:
             from hostnet.host.sysctl_files import system_sources
 
@@ -85,9 +87,7 @@ def _expand(paths: tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for p in paths:
         if p != "-" and os.path.isdir(p):
-            out.extend(
-                os.path.join(p, n) for n in sorted(os.listdir(p)) if n.endswith(".conf")
-            )
+            out.extend(os.path.join(p, n) for n in sorted(os.listdir(p)) if n.endswith(".conf"))
         else:
             out.append(p)
     return out
@@ -125,8 +125,9 @@ def _fix(result: object, texts: dict[str, str], *, write: bool) -> int:
             click.echo(new, nl=False)
         else:
             _write_atomic(path, new)
-            click.echo(f"fixed {path} ({len(edits)} change{'s' if len(edits) != 1 else ''})",
-                       err=True)
+            click.echo(
+                f"fixed {path} ({len(edits)} change{'s' if len(edits) != 1 else ''})", err=True
+            )
     if write and "<stdin>" in texts and not changed:
         click.echo(texts["<stdin>"], nl=False)
     return 0

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("HOSTNET_DEBUG"):
             raise
         click.echo(f"hostnet: internal error: {type(exc).__name__}: {exc}", err=True)
-        click.echo("hostnet: hint: run again with HOSTNET_DEBUG=1 for the traceback and "
-                   "report it", err=True)
+        click.echo(
+            "hostnet: hint: run again with HOSTNET_DEBUG=1 for the traceback and report it",
+            err=True,
+        )
         sys.exit(70)
     sys.exit(code if isinstance(code, int) else 0)

@@ -12,7 +12,9 @@ from hostnet.errors import UsageError
 
 @click.command()
 @format_option("text", "json")
-@click.option("--family", metavar="PREFIX", help="Only codes starting with PREFIX (SC, CT, HD ...).")
+@click.option(
+    "--family", metavar="PREFIX", help="Only codes starting with PREFIX (SC, CT, HD ...)."
+)
 def rules(fmt: str, family: str | None) -> int:
     """List every finding code with its name, severity and summary."""
     from hostnet.rules import all_rules
@@ -21,13 +23,23 @@ def rules(fmt: str, family: str | None) -> int:
         r for r in all_rules().values() if family is None or r.code.startswith(family.upper())
     ]
     if fmt == "json":
-        click.echo(json.dumps([
-            {"code": r.code, "name": r.name, "severity": str(r.severity), "summary": r.summary}
-            for r in selected
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "code": r.code,
+                        "name": r.name,
+                        "severity": str(r.severity),
+                        "summary": r.summary,
+                    }
+                    for r in selected
+                ],
+                indent=2,
+            )
+        )
         return 0
     for r in selected:
-        click.echo(f"{r.code}  {r.name:<28} {str(r.severity):<8} {r.summary}")
+        click.echo(f"{r.code}  {r.name:<28} {r.severity!s:<8} {r.summary}")
     return 0
 
 

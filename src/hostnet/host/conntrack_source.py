@@ -183,7 +183,8 @@ def open_table(root: Root, source: str = "auto", *, threaded: bool = True) -> It
 def open_file(path: str, *, threaded: bool = True) -> Iterator[Table]:
     """A saved table (/proc copy or ``conntrack -L`` output); ``-`` is standard input."""
     if path == "-":
-        yield Table("stdin", "<stdin>", read_chunks(sys.stdin.buffer.fileno(), threaded=False))
+        stdin = sys.stdin.buffer
+        yield Table("stdin", "<stdin>", iter(lambda: stdin.read(CHUNK), b""))
         return
     try:
         fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below

@@ -7,8 +7,13 @@ from collections.abc import Sequence
 from hostnet.host.root import Root
 
 #: Where modules loaded at boot are listed (modules-load.d(5) plus Debian's /etc/modules).
-MODULES_LOAD_DIRS = ("etc/modules-load.d", "run/modules-load.d", "usr/local/lib/modules-load.d",
-                     "usr/lib/modules-load.d", "lib/modules-load.d")
+MODULES_LOAD_DIRS = (
+    "etc/modules-load.d",
+    "run/modules-load.d",
+    "usr/local/lib/modules-load.d",
+    "usr/lib/modules-load.d",
+    "lib/modules-load.d",
+)
 
 
 class RootKernelView:

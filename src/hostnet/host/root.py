@@ -79,7 +79,9 @@ class Root:
     def lines(self, rel: str) -> Iterator[str]:
         """Stream a file line by line (for big /proc files). Missing file: nothing."""
         try:
-            fh = open(self.file(rel), encoding="utf-8", errors="replace", buffering=1 << 20)
+            fh = open(  # noqa: SIM115 - closed by the with below, after the missing-file check
+                self.file(rel), encoding="utf-8", errors="replace", buffering=1 << 20
+            )
         except (FileNotFoundError, NotADirectoryError):
             return
         with fh:

@@ -26,16 +26,33 @@ from hostnet.host.root import COMMANDS_DIR, META_FILE, Root
 
 #: Plain files (relative to /) copied when present.
 FILES = (
-    "proc/meminfo", "proc/slabinfo", "proc/net/stat/nf_conntrack", "proc/net/tcp",
-    "proc/net/tcp6", "proc/net/udp", "proc/net/udp6", "proc/net/dev",
-    "sys/devices/system/cpu/online", "sys/devices/system/cpu/possible",
-    "etc/sysctl.conf", "etc/modules", "etc/os-release",
+    "proc/meminfo",
+    "proc/slabinfo",
+    "proc/net/stat/nf_conntrack",
+    "proc/net/tcp",
+    "proc/net/tcp6",
+    "proc/net/udp",
+    "proc/net/udp6",
+    "proc/net/dev",
+    "sys/devices/system/cpu/online",
+    "sys/devices/system/cpu/possible",
+    "etc/sysctl.conf",
+    "etc/modules",
+    "etc/os-release",
 )
 #: Directories copied recursively when present (config, not logs).
 TREES = (
-    "etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d", "lib/sysctl.d",
-    "etc/modprobe.d", "etc/modules-load.d", "run/modules-load.d", "usr/lib/modules-load.d",
-    "lib/modules-load.d", "sys/module/nf_conntrack/parameters",
+    "etc/sysctl.d",
+    "run/sysctl.d",
+    "usr/local/lib/sysctl.d",
+    "usr/lib/sysctl.d",
+    "lib/sysctl.d",
+    "etc/modprobe.d",
+    "etc/modules-load.d",
+    "run/modules-load.d",
+    "usr/lib/modules-load.d",
+    "lib/modules-load.d",
+    "sys/module/nf_conntrack/parameters",
 )
 #: Kernel logs (the doctor scans them); files above LOG_LIMIT are left out and noted.
 LOG_GLOBS = ("kern.log*", "syslog*", "messages*")
@@ -198,18 +215,24 @@ def opened(path: str) -> Iterator[Root]:
         yield Root(p)
         return
     if not p.exists():
-        raise InputError(f"{path}: no such file or directory",
-                         hint="give --root a directory or a file from 'hostnet collect'")
+        raise InputError(
+            f"{path}: no such file or directory",
+            hint="give --root a directory or a file from 'hostnet collect'",
+        )
     try:
-        tar = tarfile.open(p, "r:*")
+        tar = tarfile.open(p, "r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError) as exc:
-        raise InputError(f"{path}: not a snapshot archive ({exc})",
-                         hint="make one with 'hostnet collect -o FILE.tar.gz'") from None
+        raise InputError(
+            f"{path}: not a snapshot archive ({exc})",
+            hint="make one with 'hostnet collect -o FILE.tar.gz'",
+        ) from None
     tmp = tempfile.mkdtemp(prefix="hostnet-root-")
     try:
         with tar:
             try:
-                tar.extractall(tmp, filter="data")
+                # "tar" keeps file modes (read-only keys stay read-only) and still refuses
+                # absolute paths and members outside the target directory
+                tar.extractall(tmp, filter="tar")
             except (tarfile.TarError, OSError) as exc:
                 raise InputError(f"{path}: cannot unpack ({exc})") from None
         yield Root(tmp)

@@ -11,8 +11,13 @@ from hostnet.sysctl.lint import FileNote
 
 #: systemd-sysctl's directories, highest priority first (a name in an earlier directory hides
 #: the same name in a later one). procps' ``sysctl --system`` reads the same set.
-SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d",
-               "lib/sysctl.d")
+SYSCTL_DIRS = (
+    "etc/sysctl.d",
+    "run/sysctl.d",
+    "usr/local/lib/sysctl.d",
+    "usr/lib/sysctl.d",
+    "lib/sysctl.d",
+)
 SYSCTL_CONF = "etc/sysctl.conf"
 
 
@@ -44,19 +49,27 @@ def system_sources(root: Root) -> tuple[list[SysctlSource], list[FileNote]]:
             full = f"/{d}/{name}"
             if not name.endswith(".conf"):
                 if _looks_like_settings(root, f"{d}/{name}"):
-                    notes.append(FileNote(
-                        R.FILE_NOT_READ, full,
-                        "only files ending in .conf are read from sysctl.d; this one is ignored",
-                        suggestion=f"rename it to {name.rsplit('.', 1)[0]}.conf" if "." in name
-                        else f"rename it to {name}.conf",
-                    ))
+                    notes.append(
+                        FileNote(
+                            R.FILE_NOT_READ,
+                            full,
+                            "only files ending in .conf are read from sysctl.d; "
+                            "this one is ignored",
+                            suggestion=f"rename it to {name.rsplit('.', 1)[0]}.conf"
+                            if "." in name
+                            else f"rename it to {name}.conf",
+                        )
+                    )
                 continue
             if name in chosen:
-                notes.append(FileNote(
-                    R.MASKED_FILE, full,
-                    f"/{chosen[name]}/{name} has the same name and a higher priority, so this "
-                    "file is never read",
-                ))
+                notes.append(
+                    FileNote(
+                        R.MASKED_FILE,
+                        full,
+                        f"/{chosen[name]}/{name} has the same name and a higher priority, so this "
+                        "file is never read",
+                    )
+                )
                 continue
             chosen[name] = d
     sources: list[SysctlSource] = []
@@ -75,23 +88,25 @@ def system_sources(root: Root) -> tuple[list[SysctlSource], list[FileNote]]:
             continue
         sources.append(SysctlSource(f"/{rel}", rel))
     conf_text = root.read_text(SYSCTL_CONF)
-    if conf_text is not None:
-        if not reads_sysctl_conf:
-            has_settings = any(
-                line.strip() and not line.strip().startswith(("#", ";"))
-                for line in conf_text.splitlines()
-            )
-            if has_settings:
-                notes.append(FileNote(
-                    R.FILE_NOT_READ, f"/{SYSCTL_CONF}",
+    if conf_text is not None and not reads_sysctl_conf:
+        has_settings = any(
+            line.strip() and not line.strip().startswith(("#", ";"))
+            for line in conf_text.splitlines()
+        )
+        if has_settings:
+            notes.append(
+                FileNote(
+                    R.FILE_NOT_READ,
+                    f"/{SYSCTL_CONF}",
                     "systemd-sysctl does not read /etc/sysctl.conf and no sysctl.d link points "
                     "to it, so these settings are applied at boot only if something runs "
                     "'sysctl --system' or 'sysctl -p'",
                     suggestion="move the settings to /etc/sysctl.d/90-local.conf (or link "
                     "/etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf)",
-                ))
-            # procps' sysctl --system reads it last
-            sources.append(SysctlSource(f"/{SYSCTL_CONF}", SYSCTL_CONF))
+                )
+            )
+        # procps' sysctl --system reads it last
+        sources.append(SysctlSource(f"/{SYSCTL_CONF}", SYSCTL_CONF))
     return sources, notes
 
 

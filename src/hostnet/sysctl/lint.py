@@ -164,8 +164,10 @@ class _Linter:
             start = text.find(top)
             while start >= 0:
                 candidate = text[start:]
-                if start > 0 and self.is_known(candidate) and (
-                    best is None or len(candidate) > len(best)
+                if (
+                    start > 0
+                    and self.is_known(candidate)
+                    and (best is None or len(candidate) > len(best))
                 ):
                     best = candidate
                 start = text.find(top, start + 1)
@@ -198,10 +200,13 @@ class _Linter:
         loc = {"column": a.column, "key": key}
         if not a.value:
             self.emit(
-                R.EMPTY_VALUE, a.path, a.line,
+                R.EMPTY_VALUE,
+                a.path,
+                a.line,
                 f"'{a.raw_key} =' has no value: systemd-sysctl writes an empty string (the "
                 "kernel rejects it for numbers) and procps reports invalid syntax",
-                suggestion=f"remove the line or give {key} a value", **loc,  # type: ignore[arg-type]
+                suggestion=f"remove the line or give {key} a value",
+                **loc,  # type: ignore[arg-type]
             )
             return
         if a.is_glob:
@@ -217,10 +222,14 @@ class _Linter:
         dotted = self.dotted_interface(key)
         if dotted is not None:
             self.emit(
-                R.DOTTED_INTERFACE, a.path, a.line,
+                R.DOTTED_INTERFACE,
+                a.path,
+                a.line,
                 f"'{key}' names an interface with a dot; with '.' separators the dot splits the "
                 "name, so write it with '/' (or use the path form with '/' separators)",
-                suggestion=f"{dotted} = {a.value}", edit=(self.replace_key(a, dotted),), **loc,  # type: ignore[arg-type]
+                suggestion=f"{dotted} = {a.value}",
+                edit=(self.replace_key(a, dotted),),
+                **loc,  # type: ignore[arg-type]
             )
             return
         exists = self.exists(key)
@@ -229,23 +238,30 @@ class _Linter:
             return
         if spec is not None and spec.noop:
             self.emit(
-                R.REMOVED_KEY, a.path, a.line,
+                R.REMOVED_KEY,
+                a.path,
+                a.line,
                 f"{key} still exists but has had no effect since {spec.removed_in or 'long ago'}: "
                 f"{spec.description}",
-                suggestion="remove the line", edit=(f"# {a_text(a)}  # hostnet: no effect",),
+                suggestion="remove the line",
+                edit=(f"# {a_text(a)}  # hostnet: no effect",),
                 **loc,  # type: ignore[arg-type]
             )
             return
         writable = self.kernel.writable(key) if exists else None
         if (spec is not None and spec.readonly) or (
-            writable is False and not (spec is not None and spec.init_ns_writable_only)
+            writable is False
+            and not (spec is not None and spec.init_ns_writable_only)
             and not (spec is not None and spec.writeonly)
         ):
             what = spec.description if spec is not None else "the kernel only reports it"
             self.emit(
-                R.READ_ONLY_KEY, a.path, a.line,
+                R.READ_ONLY_KEY,
+                a.path,
+                a.line,
                 f"{key} is read-only ({what}); writing it always fails",
-                suggestion="remove the line", edit=(f"# {a_text(a)}  # hostnet: read-only key",),
+                suggestion="remove the line",
+                edit=(f"# {a_text(a)}  # hostnet: read-only key",),
                 **loc,  # type: ignore[arg-type]
             )
             return
@@ -262,9 +278,15 @@ class _Linter:
                     if rest:
                         edit = (f"# {rest}", fixed_line)
             self.emit(
-                problem.rule, a.path, a.line, f"{key}: {problem.message}",
-                column=a.value_column, key=key, severity=problem.severity,
-                suggestion=fixed_line, edit=edit,
+                problem.rule,
+                a.path,
+                a.line,
+                f"{key}: {problem.message}",
+                column=a.value_column,
+                key=key,
+                severity=problem.severity,
+                suggestion=fixed_line,
+                edit=edit,
                 evidence={"value": a.value, **({"current": current} if current else {})},
             )
         if spec is not None:
@@ -287,15 +309,24 @@ class _Linter:
         if replacement:
             line = self.replace_key(a, replacement)
             self.emit(
-                R.REMOVED_KEY, a.path, a.line,
+                R.REMOVED_KEY,
+                a.path,
+                a.line,
                 f"{a.key} was removed{when}{why}; the setting now lives in {replacement}",
-                column=a.column, key=a.key, suggestion=line, edit=(line,),
+                column=a.column,
+                key=a.key,
+                suggestion=line,
+                edit=(line,),
             )
         else:
             self.emit(
-                R.REMOVED_KEY, a.path, a.line,
+                R.REMOVED_KEY,
+                a.path,
+                a.line,
                 f"{a.key} was removed{when}{why}; writing it fails and nothing replaces it",
-                column=a.column, key=a.key, suggestion="remove the line",
+                column=a.column,
+                key=a.key,
+                suggestion="remove the line",
                 edit=(f"# {a_text(a)}  # hostnet: removed key",),
             )
 
@@ -324,7 +355,9 @@ class _Linter:
             if leaf_known or spec is not None:
                 have = self.kernel.interfaces()
                 self.emit(
-                    R.MISSING_INTERFACE, a.path, a.line,
+                    R.MISSING_INTERFACE,
+                    a.path,
+                    a.line,
                     f"interface {iface.replace('/', '.')} does not exist now; {key} is applied "
                     "only if the interface is there when systemd-sysctl runs (systemd's udev "
                     "rule re-applies per-interface keys when it appears)",
@@ -336,7 +369,9 @@ class _Linter:
             module = self.module_of(key)
             where = f" (it appears when the {module} module is loaded)" if module else ""
             self.emit(
-                R.NOT_ON_THIS_KERNEL, a.path, a.line,
+                R.NOT_ON_THIS_KERNEL,
+                a.path,
+                a.line,
                 f"{key} does not exist on this kernel{where}; it is valid on others",
                 **loc,  # type: ignore[arg-type]
             )
@@ -344,7 +379,9 @@ class _Linter:
         module = self.module_of(key)
         if module is not None and self.kernel.boot_modules() is not None:
             self.emit(
-                R.NOT_ON_THIS_KERNEL, a.path, a.line,
+                R.NOT_ON_THIS_KERNEL,
+                a.path,
+                a.line,
                 f"{key} does not exist now; it appears when the {module} module is loaded",
                 **loc,  # type: ignore[arg-type]
             )
@@ -353,42 +390,57 @@ class _Linter:
         glued = self.recover_glued(key)
         if comment_above is not None:
             tail = comment_above.rstrip().split()[-1] if comment_above.split() else ""
-            if tail and not tail.startswith(("#", ";")) or tail.endswith("."):
+            if (tail and not tail.startswith(("#", ";"))) or tail.endswith("."):
                 joined = self.recover_glued(tail.lstrip("#;") + key) if tail else None
                 if joined is None and tail.lstrip("#;").endswith("."):
                     joined = self.recover_glued("x" + tail.lstrip("#;") + key)
                 if joined is not None and joined != key:
                     line = self.replace_key(a, joined)
                     self.emit(
-                        R.SPLIT_KEY, a.path, a.line,
+                        R.SPLIT_KEY,
+                        a.path,
+                        a.line,
                         f"'{key}' is the end of {joined}: its start is at the end of the comment "
                         "on the line above, so neither line sets anything",
-                        suggestion=line, edit=(line,), **loc,  # type: ignore[arg-type]
+                        suggestion=line,
+                        edit=(line,),
+                        **loc,  # type: ignore[arg-type]
                     )
                     return
         if glued is not None:
             line = self.replace_key(a, glued)
             self.emit(
-                R.UNKNOWN_KEY, a.path, a.line,
+                R.UNKNOWN_KEY,
+                a.path,
+                a.line,
                 f"unknown key '{key}': it looks like {glued} with '{key[: len(key) - len(glued)]}' "
                 "glued in front",
-                suggestion=line, edit=(line,), **loc,  # type: ignore[arg-type]
+                suggestion=line,
+                edit=(line,),
+                **loc,  # type: ignore[arg-type]
             )
             return
         guess = self.did_you_mean(key)
         if guess is not None:
             line = self.replace_key(a, guess)
             self.emit(
-                R.UNKNOWN_KEY, a.path, a.line, f"unknown key '{key}'; did you mean {guess}?",
-                suggestion=line, edit=(line,), **loc,  # type: ignore[arg-type]
+                R.UNKNOWN_KEY,
+                a.path,
+                a.line,
+                f"unknown key '{key}'; did you mean {guess}?",
+                suggestion=line,
+                edit=(line,),
+                **loc,  # type: ignore[arg-type]
             )
             return
         self.emit(
-            R.UNKNOWN_KEY, a.path, a.line,
+            R.UNKNOWN_KEY,
+            a.path,
+            a.line,
             f"unknown key '{key}': no such file /proc/sys/{key.replace('.', '/')} and not a "
             "key hostnet knows from other kernels",
             suggestion="check the spelling against 'sysctl -a'",
-            edit=(f"# hostnet: SC103 unknown key, left unchanged", a_text(a)),
+            edit=("# hostnet: SC103 unknown key, left unchanged", a_text(a)),
             **loc,  # type: ignore[arg-type]
         )
 
@@ -413,10 +465,15 @@ class _Linter:
         good = spec.secure if spec.secure is not None else spec.default
         line = f"{a.raw_key} = {good}"
         self.emit(
-            R.WEAKER_THAN_DEFAULT, a.path, a.line,
+            R.WEAKER_THAN_DEFAULT,
+            a.path,
+            a.line,
             f"{a.key} = {value}{f' ({meaning})' if meaning else ''} is weaker than the kernel "
             f"default {spec.default}: {spec.description}",
-            column=a.value_column, key=a.key, suggestion=line, edit=(line,),
+            column=a.value_column,
+            key=a.key,
+            suggestion=line,
+            edit=(line,),
             evidence={"value": value, "default": spec.default},
         )
 
@@ -427,11 +484,14 @@ class _Linter:
         lo, hi = int(parts[0]), int(parts[1])
         if lo < hi and lo % 2 == hi % 2:
             self.emit(
-                R.PORT_PARITY, a.path, a.line,
+                R.PORT_PARITY,
+                a.path,
+                a.line,
                 f"ip_local_port_range {lo} {hi}: both ends are {'even' if lo % 2 == 0 else 'odd'}"
                 "; the kernel prefers ports of one parity for connect() and the other for bind(),"
                 " and warns about this range",
-                column=a.value_column, key=a.key,
+                column=a.value_column,
+                key=a.key,
                 suggestion=f"{a.raw_key} = {lo} {hi - 1 if hi % 2 == lo % 2 else hi}",
             )
 
@@ -441,10 +501,13 @@ class _Linter:
         if module is None or boot is None or module in boot:
             return
         self.emit(
-            R.MODULE_KEY_AT_BOOT, a.path, a.line,
+            R.MODULE_KEY_AT_BOOT,
+            a.path,
+            a.line,
             f"{a.key} belongs to the {module} module, which is usually loaded after "
             "systemd-sysctl has run at boot, so this line fails with 'No such file'",
-            column=a.column, key=a.key,
+            column=a.column,
+            key=a.key,
             suggestion=f"echo {module} > /etc/modules-load.d/{module}.conf",
         )
 
@@ -498,10 +561,14 @@ def lint_files(
             earlier = in_file.get(a.key)
             if earlier is not None:
                 linter.emit(
-                    R.DUPLICATE_KEY, pf.path, earlier.line,
+                    R.DUPLICATE_KEY,
+                    pf.path,
+                    earlier.line,
                     f"{a.key} is set again on line {a.line} of this file"
                     f" ({earlier.value!r} then {a.value!r}); this line has no effect",
-                    column=earlier.column, key=a.key, suggestion="remove this line",
+                    column=earlier.column,
+                    key=a.key,
+                    suggestion="remove this line",
                     edit=(f"# {a_text(earlier)}  # hostnet: set again on line {a.line}",),
                 )
             else:
@@ -509,10 +576,13 @@ def lint_files(
                 if other is not None and other.path != pf.path and other.value != a.value:
                     vendor = not other.path.startswith("/etc/")
                     linter.emit(
-                        R.OVERRIDDEN_KEY, other.path, other.line,
+                        R.OVERRIDDEN_KEY,
+                        other.path,
+                        other.line,
                         f"{a.key} = {other.value} is overridden by {pf.path}:{a.line} "
                         f"({a.key} = {a.value}), which is read later and wins",
-                        column=other.column, key=a.key,
+                        column=other.column,
+                        key=a.key,
                         severity=Severity.INFO if vendor else None,
                         evidence={"winner": f"{pf.path}:{a.line}", "value": a.value},
                         parsed=_find(files, other.path),
@@ -546,27 +616,37 @@ def _lint_lines(linter: _Linter, pf: ParsedFile) -> None:
         if len(words) == 2 and linter.is_known(words[0].lstrip("-")):
             fix = f"{words[0]} = {words[1]}"
         linter.emit(
-            R.NOT_ASSIGNMENT, pf.path, na.line,
+            R.NOT_ASSIGNMENT,
+            pf.path,
+            na.line,
             f"'{na.text}' has no '=': systemd-sysctl ignores the line and procps reports "
             "invalid syntax",
-            column=na.column, suggestion=fix or "write it as key = value, or comment it out",
+            column=na.column,
+            suggestion=fix or "write it as key = value, or comment it out",
             edit=(fix,) if fix else None,
         )
     for ex in pf.exclusions:
         linter.emit(
-            R.PARSER_DISAGREEMENT, pf.path, ex.line,
+            R.PARSER_DISAGREEMENT,
+            pf.path,
+            ex.line,
             f"'-{ex.key}' without '=' excludes the key from globs for systemd-sysctl (v254+); "
             "procps sysctl reports invalid syntax",
-            column=ex.column, key=ex.key,
+            column=ex.column,
+            key=ex.key,
         )
     for c in pf.comments:
         if c.marker == ";":
             fixed = "#" + c.text[1:]
             linter.emit(
-                R.SEMICOLON_COMMENT, pf.path, c.line,
+                R.SEMICOLON_COMMENT,
+                pf.path,
+                c.line,
                 "';' starts a comment for procps and older systemd, but the newest "
                 "systemd-sysctl reads this line as a setting",
-                column=c.column, suggestion=fixed, edit=(fixed,),
+                column=c.column,
+                suggestion=fixed,
+                edit=(fixed,),
             )
         body = c.text[1:]
         if "=" not in body:
@@ -584,16 +664,21 @@ def _lint_lines(linter: _Linter, pf: ParsedFile) -> None:
             continue  # a commented-out setting, or prose that mentions a key
         assignment = f"{real} = {m.group(2).strip()}"
         linter.emit(
-            R.COMMENTED_ASSIGNMENT, pf.path, c.line,
+            R.COMMENTED_ASSIGNMENT,
+            pf.path,
+            c.line,
             f"'{assignment}' is glued onto the comment, so it is never applied "
             "(a lost line break?)",
-            column=c.column + 1 + at, key=real,
+            column=c.column + 1 + at,
+            key=real,
             suggestion=f"put '{assignment}' on its own line",
             edit=((c.marker + before).rstrip(), assignment),
         )
 
 
-def _lint_combined(linter: _Linter, final: dict[str, Assignment], files: Sequence[ParsedFile]) -> None:
+def _lint_combined(
+    linter: _Linter, final: dict[str, Assignment], files: Sequence[ParsedFile]
+) -> None:
     kernel = linter.kernel
 
     def value(key: str) -> tuple[str | None, Assignment | None]:
@@ -615,10 +700,14 @@ def _lint_combined(linter: _Linter, final: dict[str, Assignment], files: Sequenc
             at = da or ma
             assert at is not None
             linter.emit(
-                R.DEFAULT_ABOVE_MAX, at.path, at.line,
+                R.DEFAULT_ABOVE_MAX,
+                at.path,
+                at.line,
                 f"{dkey} = {d} is above {mkey} = {m}"
                 f"{'' if ma else ' (the running value)'}: sockets cannot get the default",
-                key=at.key, suggestion=f"{mkey} = {d}", parsed=_find(files, at.path),
+                key=at.key,
+                suggestion=f"{mkey} = {d}",
+                parsed=_find(files, at.path),
                 evidence={dkey: d, mkey: m},
             )
     for key in ORDERED_TRIPLES:
@@ -630,10 +719,14 @@ def _lint_combined(linter: _Linter, final: dict[str, Assignment], files: Sequenc
             lo, mid, hi = (int(p) for p in parts)
             if not lo <= mid <= hi:
                 linter.emit(
-                    R.DEFAULT_ABOVE_MAX, a.path, a.line,
+                    R.DEFAULT_ABOVE_MAX,
+                    a.path,
+                    a.line,
                     f"{key} = {a.value}: the three values should rise (min, default/pressure, max);"
                     " the kernel does not check the order",
-                    key=key, column=a.value_column, parsed=_find(files, a.path),
+                    key=key,
+                    column=a.value_column,
+                    parsed=_find(files, a.path),
                     suggestion=f"{key} = {' '.join(str(v) for v in sorted((lo, mid, hi)))}",
                 )
     _lint_ipv6_intent(linter, final, files)
@@ -657,11 +750,17 @@ def _lint_ipv6_intent(
                 good = "1" if wants_off else "0"
                 line = f"{a.raw_key} = {good}"
                 linter.emit(
-                    R.IPV6_INTENT, pf.path, a.line,
+                    R.IPV6_INTENT,
+                    pf.path,
+                    a.line,
                     f"the comment says IPv6 should be {'off' if wants_off else 'on'}, but "
                     f"disable_ipv6 = {v} {'keeps it on' if v == '0' else 'turns it off'} "
                     "(1 disables, 0 enables)",
-                    column=a.value_column, key=a.key, suggestion=line, edit=(line,), parsed=pf,
+                    column=a.value_column,
+                    key=a.key,
+                    suggestion=line,
+                    edit=(line,),
+                    parsed=pf,
                 )
     # forwarding on + accept_ra = 1: router advertisements are ignored
     fwd_all = final.get("net.ipv6.conf.all.forwarding")
@@ -673,9 +772,14 @@ def _lint_ipv6_intent(
         if fwd is not None and fwd.value == "1" and a.value == "1":
             line = f"{a.raw_key} = 2"
             linter.emit(
-                R.IPV6_INTENT, a.path, a.line,
+                R.IPV6_INTENT,
+                a.path,
+                a.line,
                 f"{key} = 1 has no effect while IPv6 forwarding is on ({fwd.path}:{fwd.line}): "
                 "a forwarding interface ignores router advertisements unless accept_ra = 2",
-                column=a.value_column, key=key, suggestion=line, edit=(line,),
+                column=a.value_column,
+                key=key,
+                suggestion=line,
+                edit=(line,),
                 parsed=_find(files, a.path),
             )

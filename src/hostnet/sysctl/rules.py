@@ -6,28 +6,97 @@ from hostnet.findings import Rule, Severity
 
 E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
 
-NOT_ASSIGNMENT = Rule("SC101", "not-an-assignment", E, "A line that is neither a comment nor key = value.")
+NOT_ASSIGNMENT = Rule(
+    "SC101", "not-an-assignment", E, "A line that is neither a comment nor key = value."
+)
 EMPTY_VALUE = Rule("SC102", "empty-value", E, "key = with nothing after it.")
-UNKNOWN_KEY = Rule("SC103", "unknown-key", E, "The key exists on no kernel hostnet knows of, or is misspelt.")
+UNKNOWN_KEY = Rule(
+    "SC103", "unknown-key", E, "The key exists on no kernel hostnet knows of, or is misspelt."
+)
 READ_ONLY_KEY = Rule("SC104", "read-only-key", E, "The key can be read but never written.")
-REMOVED_KEY = Rule("SC105", "removed-key", W, "The key was removed from the kernel or no longer has any effect.")
-INVALID_VALUE = Rule("SC106", "invalid-value", E, "The value has the wrong type or number of fields for the key.")
-OUT_OF_RANGE = Rule("SC107", "out-of-range", E, "The value is outside what the kernel accepts for the key.")
-QUOTED_VALUE = Rule("SC108", "quoted-value", E, "Quotes are written to the kernel as part of the value.")
-TRAILING_TEXT = Rule("SC109", "trailing-text", E, "Text after the value (an inline comment) is part of the value.")
-DUPLICATE_KEY = Rule("SC110", "duplicate-key", W, "The same key is set twice in one file; the last one wins.")
-OVERRIDDEN_KEY = Rule("SC111", "overridden-key", W, "A later file sets the key again, so this line has no effect.")
-DEFAULT_ABOVE_MAX = Rule("SC112", "inconsistent-limits", W, "A default above its maximum, or min/default/max out of order.")
-WEAKER_THAN_DEFAULT = Rule("SC113", "weaker-than-default", W, "A security setting made weaker than the kernel default.")
-NOT_ON_THIS_KERNEL = Rule("SC114", "not-on-this-kernel", I, "The key exists on other kernels or with a module not loaded here.")
+REMOVED_KEY = Rule(
+    "SC105", "removed-key", W, "The key was removed from the kernel or no longer has any effect."
+)
+INVALID_VALUE = Rule(
+    "SC106", "invalid-value", E, "The value has the wrong type or number of fields for the key."
+)
+OUT_OF_RANGE = Rule(
+    "SC107", "out-of-range", E, "The value is outside what the kernel accepts for the key."
+)
+QUOTED_VALUE = Rule(
+    "SC108", "quoted-value", E, "Quotes are written to the kernel as part of the value."
+)
+TRAILING_TEXT = Rule(
+    "SC109", "trailing-text", E, "Text after the value (an inline comment) is part of the value."
+)
+DUPLICATE_KEY = Rule(
+    "SC110", "duplicate-key", W, "The same key is set twice in one file; the last one wins."
+)
+OVERRIDDEN_KEY = Rule(
+    "SC111", "overridden-key", W, "A later file sets the key again, so this line has no effect."
+)
+DEFAULT_ABOVE_MAX = Rule(
+    "SC112",
+    "inconsistent-limits",
+    W,
+    "A default above its maximum, or min/default/max out of order.",
+)
+WEAKER_THAN_DEFAULT = Rule(
+    "SC113", "weaker-than-default", W, "A security setting made weaker than the kernel default."
+)
+NOT_ON_THIS_KERNEL = Rule(
+    "SC114",
+    "not-on-this-kernel",
+    I,
+    "The key exists on other kernels or with a module not loaded here.",
+)
 FILE_NOT_READ = Rule("SC115", "file-not-read", W, "Nothing reads this file at boot on this system.")
-SEMICOLON_COMMENT = Rule("SC116", "semicolon-comment", W, "';' comments are not comments for the newest systemd.")
-COMMENTED_ASSIGNMENT = Rule("SC117", "assignment-in-comment", W, "An assignment glued onto a comment, so it is never applied.")
+SEMICOLON_COMMENT = Rule(
+    "SC116", "semicolon-comment", W, "';' comments are not comments for the newest systemd."
+)
+COMMENTED_ASSIGNMENT = Rule(
+    "SC117",
+    "assignment-in-comment",
+    W,
+    "An assignment glued onto a comment, so it is never applied.",
+)
 SPLIT_KEY = Rule("SC118", "split-key", E, "A key broken across two lines.")
-IPV6_INTENT = Rule("SC119", "ipv6-intent", W, "disable_ipv6/forwarding/accept_ra set to the opposite of what the file says it wants.")
-MISSING_INTERFACE = Rule("SC120", "missing-interface", I, "A per-interface key for an interface that does not exist now.")
-DOTTED_INTERFACE = Rule("SC121", "dotted-interface-name", E, "An interface name with a dot (VLAN) written with '.' instead of '/'.")
-MODULE_KEY_AT_BOOT = Rule("SC122", "module-key-at-boot", W, "The key belongs to a module that may load after sysctl is applied at boot.")
-PORT_PARITY = Rule("SC123", "port-range-parity", I, "ip_local_port_range ends of the same parity halve the usable ports.")
-MASKED_FILE = Rule("SC124", "masked-file", I, "A file with the same name in a higher-priority directory hides this one.")
-PARSER_DISAGREEMENT = Rule("SC125", "parser-disagreement", W, "systemd-sysctl and procps sysctl read this line differently.")
+IPV6_INTENT = Rule(
+    "SC119",
+    "ipv6-intent",
+    W,
+    "disable_ipv6/forwarding/accept_ra set to the opposite of what the file says it wants.",
+)
+MISSING_INTERFACE = Rule(
+    "SC120", "missing-interface", I, "A per-interface key for an interface that does not exist now."
+)
+DOTTED_INTERFACE = Rule(
+    "SC121",
+    "dotted-interface-name",
+    E,
+    "An interface name with a dot (VLAN) written with '.' instead of '/'.",
+)
+MODULE_KEY_AT_BOOT = Rule(
+    "SC122",
+    "module-key-at-boot",
+    W,
+    "The key belongs to a module that may load after sysctl is applied at boot.",
+)
+PORT_PARITY = Rule(
+    "SC123",
+    "port-range-parity",
+    I,
+    "ip_local_port_range ends of the same parity halve the usable ports.",
+)
+MASKED_FILE = Rule(
+    "SC124",
+    "masked-file",
+    I,
+    "A file with the same name in a higher-priority directory hides this one.",
+)
+PARSER_DISAGREEMENT = Rule(
+    "SC125",
+    "parser-disagreement",
+    W,
+    "systemd-sysctl and procps sysctl read this line differently.",
+)

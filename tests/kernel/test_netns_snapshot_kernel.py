@@ -1,0 +1,90 @@
+"""netns entry and snapshots against the real kernel (throwaway namespaces only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hostnet.errors import NamespaceError
+from hostnet.host.netns import entered, list_named
+from hostnet.host.root import Root
+from hostnet.host.snapshot import collect, opened
+from tests.helpers.netns import Netns
+
+KEY = "net.ipv4.tcp_fin_timeout"
+
+
+def test_entered_reads_the_namespace(netns: Callable[..., Netns]) -> None:
+    ns = netns("enter")
+    ns.sysctl(KEY, "17")
+    host_before = Root("/").sysctl_value(KEY)
+    assert ns.name in list_named()
+    with entered(ns.name):
+        assert Root("/").sysctl_value(KEY) == "17"
+        assert Path("/proc/net/dev").read_text().count(":") == 1  # only lo inside
+    assert Root("/").sysctl_value(KEY) == host_before  # back home, host untouched
+
+
+def test_entered_unknown_namespace() -> None:
+    with pytest.raises(NamespaceError) as info, entered("hn-test-does-not-exist"):
+        pass
+    assert "not found" in info.value.message
+    assert info.value.hint is not None
+
+
+def test_collect_netns_and_read_back(netns: Callable[..., Netns], tmp_path: Path) -> None:
+    ns = netns("snap")
+    ns.sysctl(KEY, "23")
+    out = tmp_path / "snap.tar.gz"
+    report = collect(str(out), netns=ns.name)
+    assert report.files > 500
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        meta = json.load(tar.extractfile(".hostnet/meta.json"))  # type: ignore[arg-type]
+    assert "proc/sys/net/ipv4/tcp_fin_timeout" in names
+    assert meta["netns"] == ns.name
+    with opened(str(out)) as root:
+        assert root.sysctl_value(KEY) == "23"
+        assert root.kernel_version == Root("/").kernel_version
+        assert root.cpu_count == Root("/").cpu_count
+        # modes survive: conntrack max is read-only inside a child namespace
+        if root.sysctl_exists("net.netfilter.nf_conntrack_max"):
+            assert root.sysctl_writable("net.netfilter.nf_conntrack_max") is False
+        tmpdir = root.path
+    assert not tmpdir.exists()  # unpacked copy removed
+
+
+def test_cli_collect_then_lint_root(netns: Callable[..., Netns], tmp_path: Path) -> None:
+    ns = netns("cli")
+    out = tmp_path / "s.tar.gz"
+    run = [sys.executable, "-m", "hostnet"]
+    done = subprocess.run(
+        [*run, "collect", "-o", str(out), "--netns", ns.name, "--no-table"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout
+    lint = subprocess.run(
+        [*run, "lint", "--system", "--root", str(out), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode in (0, 1), lint.stderr
+    assert json.loads(lint.stdout)["version"] == 1
+    bad = subprocess.run(
+        [*run, "lint", "--system", "--root", str(tmp_path / "nope.tar.gz")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "no such file" in bad.stderr
