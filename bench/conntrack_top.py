@@ -123,7 +123,8 @@ def main() -> int:
               f"(kernel {os.uname().release}, {os.cpu_count()} CPUs)", flush=True)
         r = args.repeat
         pipeline = "conntrack -L 2>/dev/null | awk '{print $5}' | sort | uniq -c | sort -rn"
-        rows.append(measure("cat /proc/net/nf_conntrack", [*nsx, "cat", "/proc/net/nf_conntrack"], r))
+        rows.append(measure("cat /proc/net/nf_conntrack",
+                            [*nsx, "cat", "/proc/net/nf_conntrack"], r))
         rows.append(measure("conntrack -L", [*nsx, "conntrack", "-L"], r))
         rows.append(measure("conntrack -L | awk | sort | uniq -c | sort -rn",
                             [*nsx, "sh", "-c", pipeline], r))
@@ -160,8 +161,8 @@ def main() -> int:
     ours = float(by["hostnet conntrack top --by src"]["median"])
     print(f"\nhostnet top --by src / cat /proc: {ours / raw:.2f}x (target <= 1.3x)")
     print(f"pipeline / hostnet top --by src: {pipe / ours:.2f}x faster (target >= 2x)")
-    print(f"peak RSS hostnet top --by src: {float(by['hostnet conntrack top --by src']['rss_mib']):.0f}"
-          " MiB (target < 200 MiB)")
+    rss = float(by["hostnet conntrack top --by src"]["rss_mib"])
+    print(f"peak RSS hostnet top --by src: {rss:.0f} MiB (target < 200 MiB)")
     return 0
 
 

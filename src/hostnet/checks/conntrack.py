@@ -208,7 +208,10 @@ def observe(ctx: Context) -> Observation | None:
         mem_bytes=ctx.root.mem_total or 0, cpus=ctx.root.cpu_count,
         kernel=ctx.root.kernel_version if ctx.root.osrelease else (6, 0, 0),
     )
-    slab = ctx.root.read_text("proc/slabinfo") if ctx.root.exists("proc/slabinfo") else None
+    try:
+        slab = ctx.root.read_text("proc/slabinfo")
+    except PermissionError:
+        slab = None  # root only: the sizing then assumes a typical entry size
     if slab:
         obs.entry_bytes = slab_entry_bytes(slab)
     if stats is not None and ctx.interval:
@@ -270,7 +273,7 @@ def _sizing_fix(obs: Observation) -> tuple[str | None, dict[str, Any]]:
         entry_bytes=obs.entry_bytes,
     ))
     text = sizing.suggestion()
-    if obs.child_namespace:
+    if obs.child_namespace or obs.netns is not None:
         text = ("# nf_conntrack_max and buckets are global: set them on the host "
                 "(initial namespace)\n" + text)
     return text, {"recommended_max": sizing.max, "recommended_buckets": sizing.buckets,
@@ -320,7 +323,7 @@ def evaluate(obs: Observation) -> list[Finding]:
         base["composition"] = obs.composition
 
     full = usage is not None and (usage >= ERROR_USAGE or (drops_rising and usage >= WARN_USAGE))
-    if usage is not None and (full or drops_rising):
+    if usage is not None and full:
         fix, extra = _sizing_fix(obs)
         if drops_rising or (drop and drop_rate is None):
             what = (f"the kernel dropped {drop} packets of new flows (counter "
@@ -345,10 +348,15 @@ def evaluate(obs: Observation) -> list[Finding]:
 
     if drop:
         meaning = COUNTER_MEANING["drop"]
-        if drops_rising:
+        if drops_rising and full:
             sev, msg = Severity.ERROR, (
                 f"{drop} packets dropped in {where(obs)} ({meaning}), still rising: "
                 f"{_rate_text(obs, 'drop')}")
+        elif drops_rising:
+            sev, msg = Severity.WARNING, (
+                f"{drop} packets dropped in {where(obs)} ({meaning}), some since the previous "
+                f"reading ({_rate_text(obs, 'drop')}) although the table is "
+                f"{usage or 0:.0%} full now: it fills in bursts")
         elif drop_rate is None and usage is not None and usage >= ERROR_USAGE:
             sev, msg = Severity.ERROR, (
                 f"{drop} packets dropped in {where(obs)} ({meaning}); the table is full now, "
@@ -360,7 +368,7 @@ def evaluate(obs: Observation) -> list[Finding]:
             sev, msg = Severity.INFO, (
                 f"history: {drop} packets were dropped in {where(obs)} since the counters "
                 f"started ({meaning}); {since}")
-        fix, _ = _sizing_fix(obs) if sev is Severity.ERROR else (None, {})
+        fix, _ = _sizing_fix(obs) if sev is not Severity.INFO else (None, {})
         out.append(DROPS.finding(msg, key="drop", severity=sev, evidence=dict(base),
                                  suggestion=fix))
 

@@ -13,6 +13,8 @@ Forms recognised, old and new (the kernel has printed all of these at some point
   ``__ratelimit: N callbacks suppressed`` and ``printk: N messages suppressed``. The kernel
   prints at most a burst of net warnings per interval and folds the rest into these notices,
   so log lines always undercount: the ``drop`` counter is the number of packets dropped.
+  Only notices near conntrack lines are counted (the limiter is shared by every net_*
+  warning, so notices far from any conntrack line are about something else).
 
 Scanning is built for big files: the buffer (bytes, or an mmap of the file) is searched for
 cheap markers with ``find`` and only the lines around a hit are decoded and matched.
@@ -87,8 +89,11 @@ class SourceScan:
         return self.table_full + self.expect_full
 
 
-#: Cheap markers searched with bytes.find before any per-line work.
+#: Cheap markers searched with bytes.find before any per-line work: the conntrack lines,
+#: then the rate-limit notices near them.
 MARKERS: tuple[bytes, ...] = (b"table full", b" suppressed")
+#: How far (bytes) around a conntrack line rate-limit notices are looked for.
+NEAR = 2048
 
 _FULL = re.compile(
     r"(?P<tracker>nf_conntrack|ip_conntrack): (?:(?:nf_conntrack|ip_conntrack): )*"
@@ -147,20 +152,39 @@ class Buffer(Protocol):
     def __getitem__(self, index: slice, /) -> bytes: ...
 
 
+def _find_all(data: Buffer, marker: bytes, start: int, stop: int, out: list[int]) -> None:
+    pos = data.find(marker, start, stop)
+    while pos >= 0:
+        out.append(pos)
+        nl = data.find(b"\n", pos, stop)
+        if nl < 0:
+            return
+        pos = data.find(marker, nl + 1, stop)
+
+
 def iter_events(data: Buffer, start: int = 0, end: int | None = None) -> Iterator[LogEvent]:
-    """Events in ``data[start:end]`` in file order, decoding only lines that hold a marker."""
+    """Events in ``data[start:end]`` in file order, decoding only lines that hold a marker.
+
+    One pass looks for ``table full``; rate-limit notices are then looked for only within
+    NEAR bytes of those hits (the notices a burst of conntrack warnings leaves behind sit
+    between and right after its lines), so a big log is read about once.
+    """
     stop = len(data) if end is None else end
     hits: list[int] = []
-    for marker in MARKERS:
-        pos = data.find(marker, start, stop)
-        while pos >= 0:
-            hits.append(pos)
-            nl = data.find(b"\n", pos, stop)
-            if nl < 0:
-                break
-            pos = data.find(marker, nl + 1, stop)
+    _find_all(data, MARKERS[0], start, stop, hits)
     if not hits:
         return
+    lo = hi = -1
+    near: list[int] = []
+    for pos in hits:
+        a, b = max(start, pos - NEAR), min(stop, pos + NEAR)
+        if a > hi:
+            if hi > lo:
+                _find_all(data, MARKERS[1], lo, hi, near)
+            lo = a
+        hi = b
+    _find_all(data, MARKERS[1], lo, hi, near)
+    hits.extend(near)
     hits.sort()
     last_line_start = -1
     for pos in hits:
@@ -168,7 +192,7 @@ def iter_events(data: Buffer, start: int = 0, end: int | None = None) -> Iterato
         if line_start == 0 and start > 0:
             line_start = start
         if line_start == last_line_start:
-            continue  # both markers on one line
+            continue  # both markers on one line, or a notice found twice
         last_line_start = line_start
         line_end = data.find(b"\n", pos, stop)
         if line_end < 0:

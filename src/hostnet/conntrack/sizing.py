@@ -269,12 +269,16 @@ def recommend(inp: SizingInput) -> Sizing:
         target = inp.current_max
         kept = True
     buckets = nice_round(target)
-    if inp.current_buckets and buckets < inp.current_buckets and not inp.allow_lower:
-        buckets = inp.current_buckets
-    steps.append(
-        f"buckets = max (factor 1, as the kernel does since 5.15: each entry sits in two "
-        f"chains, so full chains average two entries): {buckets:,}"
-    )
+    if inp.current_buckets and not inp.allow_lower and (
+        inp.current_buckets >= buckets or (kept and inp.current_buckets * 4 >= target)
+    ):
+        buckets = inp.current_buckets  # already enough (at most 4 entries per bucket)
+        steps.append(f"buckets: the current {buckets:,} are enough (at most 4 entries each)")
+    else:
+        steps.append(
+            f"buckets = max (factor 1, as the kernel does since 5.15: each entry sits in two "
+            f"chains, so full chains average two entries): {buckets:,}"
+        )
     entry_bytes = inp.entry_bytes or DEFAULT_ENTRY_BYTES
     src = "/proc/slabinfo nf_conntrack" if inp.entry_bytes else "typical (slab unreadable)"
     memory = target * entry_bytes + buckets * BUCKET_BYTES

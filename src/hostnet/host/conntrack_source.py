@@ -30,7 +30,8 @@ from hostnet.host.commands import which
 from hostnet.host.root import Root
 
 PROC_TABLE = "proc/net/nf_conntrack"
-CHUNK = 1 << 20
+#: read size: on 6.18, 64 KiB reads of the /proc file beat 256 KiB-4 MiB reads by ~25%
+CHUNK = 1 << 16
 SOURCES = ("auto", "proc", "netlink")
 
 
@@ -146,7 +147,7 @@ def _netlink_table(threaded: bool) -> Iterator[Table]:
 
 
 @contextmanager
-def open_table(root: Root, source: str = "auto", *, threaded: bool = True) -> Iterator[Table]:
+def open_table(root: Root, source: str = "auto", *, threaded: bool = False) -> Iterator[Table]:
     """Open the conntrack table of ``root`` (the live host in the current namespace, or a
     snapshot/fixture tree).
 
@@ -180,7 +181,7 @@ def open_table(root: Root, source: str = "auto", *, threaded: bool = True) -> It
 
 
 @contextmanager
-def open_file(path: str, *, threaded: bool = True) -> Iterator[Table]:
+def open_file(path: str, *, threaded: bool = False) -> Iterator[Table]:
     """A saved table (/proc copy or ``conntrack -L`` output); ``-`` is standard input."""
     if path == "-":
         stdin = sys.stdin.buffer

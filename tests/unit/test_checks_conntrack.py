@@ -1,0 +1,219 @@
+"""CT checks on fixture trees of old and new kernels, and the pure evaluation rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostnet.checks import conntrack as ct
+from hostnet.checks.context import Context
+from hostnet.conntrack.logscan import scan_text, summarise
+from hostnet.conntrack.stats import ConntrackStats
+from hostnet.findings import Finding, Severity
+from hostnet.host.root import Root
+from hostnet.rules import rule_doc
+from hostnet.state import history
+
+ROOTS = Path(__file__).resolve().parents[1] / "fixtures" / "roots"
+
+
+def run(root: str, **kw: Any) -> tuple[dict[str, Finding], Context]:
+    ct._LOG_CACHE.clear()
+    ctx = Context(Root(ROOTS / root), **kw)
+    found: dict[str, Finding] = {}
+    for check in ct.CHECKS:
+        for f in check(ctx):
+            found.setdefault(f.code, f)
+    return found, ctx
+
+
+def obs(**kw: Any) -> ct.Observation:
+    base: dict[str, Any] = dict(count=100, max=1000, buckets=1000, mem_bytes=8 << 30, cpus=4,
+                                kernel=(6, 1, 0))
+    base.update(kw)
+    return ct.Observation(**base)
+
+
+def stats(**counters: int) -> ConntrackStats:
+    return ConntrackStats(entries=0, counters=counters)
+
+
+def test_every_ct_rule_has_a_page_of_the_agreed_shape() -> None:
+    rules = [v for v in vars(ct).values() if isinstance(v, ct.Rule)]
+    assert len(rules) == 12
+    for rule in rules:
+        page = rule_doc(rule.code)
+        assert page is not None, rule.code
+        assert page.splitlines()[0] == f"# {rule.code} {rule.name}"
+        for section in ("## Why", "## Bad", "## Good", "## References"):
+            assert section in page
+
+
+def test_debian9_old_headers_full_table_and_logs() -> None:
+    found, ctx = run("debian9-4.9", role="nat-router")
+    assert ctx.facts["conntrack_count"] == 64000 and ctx.facts["conntrack_max"] == 65536
+    assert ctx.facts["conntrack_drop"] == 1000  # 250 on each of 4 CPUs, hex parsed
+    assert ctx.facts["conntrack_insert_failed"] == 8
+    full = found["CT101"]
+    assert full.severity is Severity.ERROR and "98%" in full.message
+    assert "dropped 1000 packets" in full.message
+    assert full.suggestion is not None
+    assert "# /etc/sysctl.d/90-hostnet.conf" in full.suggestion
+    assert "options nf_conntrack hashsize=" in full.suggestion
+    assert full.evidence["recommended_max"] >= 64000 * 1.5
+    assert found["CT103"].severity is Severity.ERROR
+    assert found["CT105"].severity is Severity.INFO  # insert_failed, rate unknown
+    log = found["CT108"]
+    assert log.evidence["lines"] == 3 and log.evidence["suppressed"] == 812
+    assert log.severity is Severity.WARNING  # the table is full now
+    assert "undercount" in log.message
+    assert "CT111" in found  # expectation table full
+    timeout = found["CT112"]
+    assert timeout.severity is Severity.WARNING and "7440" in (timeout.suggestion or "")
+    assert "keepalive" in timeout.message
+    assert ctx.facts["conntrack_log_events"] == 3
+
+
+def test_old_kernel_hash_ratio_not_flagged_at_4x() -> None:
+    found, _ = run("debian9-4.9")
+    assert "CT107" not in found  # max 65536 = 4 x 16384 buckets: the pre-5.15 default
+
+
+def test_ip_conntrack_era_names() -> None:
+    found, ctx = run("centos5-2.6.18")
+    assert ctx.facts["conntrack_count"] == 65530 and ctx.facts["conntrack_max"] == 65536
+    assert ctx.facts["conntrack_buckets"] == 8192
+    assert found["CT101"].severity is Severity.ERROR
+    assert found["CT108"].evidence["lines"] == 2
+    assert found["CT108"].evidence["suppressed"] == 37
+    assert "CT103" not in found  # no counters on this snapshot: nothing invented
+
+
+def test_no_procfs_falls_back_to_conntrack_S() -> None:
+    found, ctx = run("noprocfs-6.1")
+    assert ctx.facts["conntrack_drop"] == 200 and ctx.facts["conntrack_early_drop"] == 30
+    assert ctx.facts["conntrack_usage"] == pytest.approx(1000 / 65536, rel=1e-4)
+    assert "CT101" not in found
+    drops = found["CT103"]
+    assert drops.severity is Severity.INFO and drops.message.startswith("history:")
+    assert drops.evidence["counters_from"] == "conntrack -S"
+    assert found["CT106"].evidence["chaintoolong"] == 4
+    # log lines of the initial namespace only (the netns lines belong to another namespace)
+    assert found["CT108"].evidence["lines"] == 1
+    assert found["CT108"].evidence["other_namespaces"] == {"4026532513": 2}
+
+
+def test_cheap_path_skips_logs_and_composition() -> None:
+    found, ctx = run("debian9-4.9", composition=False)
+    assert "CT108" not in found and "conntrack_log_events" not in ctx.facts
+    assert "CT101" in found
+
+
+def test_history_gives_rates_and_peak(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _, first = run("noprocfs-6.1", state_dir=state)
+    assert "conntrack_drop_rate" not in first.facts
+    saved = history.load(state, None)
+    assert saved is not None and saved.counters["drop"] == 200
+    # pretend the previous reading was 100 s ago with fewer drops and a higher count
+    history.save(state, None, history.Reading(saved.time - 100, 5000,
+                                               {**saved.counters, "drop": 100}, 5000,
+                                               saved.time - 100))
+    found, second = run("noprocfs-6.1", state_dir=state)
+    assert second.facts["conntrack_drop_rate"] == pytest.approx(1.0, rel=0.05)
+    assert second.facts["conntrack_rate_source"] == "previous run"
+    assert second.facts["conntrack_peak"] == 5000
+    assert found["CT103"].severity is Severity.WARNING  # rising, but the table is not full
+    assert "bursts" in found["CT103"].message
+
+
+def test_history_ignores_other_namespace_and_resets(tmp_path: Path) -> None:
+    history.save(tmp_path, "a", history.Reading(1.0, 10, {"drop": 5}, 10, 1.0, inode=11))
+    assert history.load(tmp_path, "a", inode=12) is None
+    assert history.load(tmp_path, "a", inode=11) is not None
+    prev = history.Reading(1.0, 10, {"drop": 5})
+    assert history.rates(prev, history.Reading(11.0, 10, {"drop": 2})) is None  # reset
+    assert history.rates(prev, history.Reading(11.0, 10, {"drop": 25})) == {"drop": 2.0}
+    (tmp_path / "conntrack-b.json").write_text("{not json")
+    assert history.load(tmp_path, "b") is None
+
+
+def test_usage_thresholds() -> None:
+    assert {f.code for f in ct.evaluate(obs(count=700))} == set()
+    warn = ct.evaluate(obs(count=800))
+    assert [f.code for f in warn] == ["CT102"] and warn[0].severity is Severity.WARNING
+    err = ct.evaluate(obs(count=900, netns="blue"))
+    assert err[0].code == "CT101" and "namespace blue" in err[0].message
+    assert "set them on the host" in (err[0].suggestion or "")
+
+
+def test_drops_rising_at_warning_usage_is_an_error() -> None:
+    o = obs(count=800, stats=stats(drop=50), rates={"drop": 2.0}, rate_seconds=60,
+            rate_source="previous run")
+    codes = {f.code: f for f in ct.evaluate(o)}
+    assert codes["CT101"].severity is Severity.ERROR
+    assert "refused" in codes["CT101"].message
+    assert codes["CT103"].severity is Severity.ERROR
+
+
+def test_early_drop_without_drops_is_not_called_dropping() -> None:
+    o = obs(count=1000, stats=stats(drop=0, early_drop=400), rates={"drop": 0.0,
+            "early_drop": 40.0}, rate_seconds=10, rate_source="interval")
+    codes = {f.code: f for f in ct.evaluate(o)}
+    assert "no packets dropped" in codes["CT101"].message
+    assert "CT103" not in codes
+    assert codes["CT104"].severity is Severity.WARNING
+    assert "flood or scan" in codes["CT104"].message
+
+
+def test_composition_flood_and_notrack() -> None:
+    comp = {"entries": 1000, "unreplied": 900, "assured": 10,
+            "by_proto": {"udp": 950, "tcp": 50}, "by_state": {"udp": 950},
+            "top_src": [{"src": "198.51.100.1", "count": 400},
+                        {"src": "198.51.100.2", "count": 300}],
+            "top_dst": [], "top_dport": [{"proto": "udp", "dport": 53, "count": 700}]}
+    codes = {f.code: f for f in ct.evaluate(obs(count=950, composition=comp))}
+    assert "flood or a scan" in codes["CT109"].message
+    assert "198.51.100.1" in (codes["CT109"].suggestion or "")
+    assert "notrack" in (codes["CT110"].suggestion or "")
+    assert "priority raw" in (codes["CT110"].suggestion or "")
+    assert "Composition:" in codes["CT101"].message
+    real = dict(comp, unreplied=10, assured=950, top_dport=[])
+    codes = {f.code for f in ct.evaluate(obs(count=950, composition=real))}
+    assert "CT109" not in codes and "CT110" not in codes
+
+
+def test_hash_undersized() -> None:
+    codes = {f.code for f in ct.evaluate(obs(max=1_000_000, buckets=65536))}
+    assert "CT107" in codes
+
+
+def test_timeouts_by_role() -> None:
+    assert ct.evaluate_timeouts("desktop", 432000, 600, None, None) == []
+    server = ct.evaluate_timeouts("server", 432000, 600, None, None)
+    assert [f.severity for f in server] == [Severity.INFO]
+    busy = ct.evaluate_timeouts("server", 432000, 600, 0.8, None)
+    assert busy[0].severity is Severity.WARNING
+    router = ct.evaluate_timeouts("nat-router", 432000, 600, None, "r1")
+    assert {f.key for f in router} == {"net.netfilter.nf_conntrack_tcp_timeout_established",
+                                       "net.netfilter.nf_conntrack_generic_timeout"}
+    assert ct.evaluate_timeouts("nat-router", 7440, 120, None, None) == []
+
+
+def test_log_findings_per_namespace() -> None:
+    text = ("[1.0] nf_conntrack: table full in netns 99, dropping packet\n"
+            "[2.0] nf_conntrack: table full, dropping packet\n")
+    summary = summarise([scan_text(text, "dmesg")])
+    mine = ct.evaluate_log(summary, 99, "blue", {99: "blue"}, 10, full_now=False)
+    assert mine[0].evidence["lines"] == 1 and mine[0].severity is Severity.INFO
+    assert mine[0].evidence["other_namespaces"] == {"initial": 1}
+    assert ct.evaluate_log(summary, 5, "green", {}, None, full_now=False) == []
+
+
+def test_parse_conntrack_S() -> None:
+    s = ct.parse_conntrack_s("cpu=0 found=1 drop=2 chaintoolong=1\ncpu=1 found=3 drop=4\n")
+    assert s.cpus == 2 and s.get("drop") == 6 and s.get("chaintoolong") == 1
+    with pytest.raises(ValueError):
+        ct.parse_conntrack_s("nothing useful")
