@@ -76,9 +76,14 @@ def lint(
         result: LintResult = lint_files(parsed, load(), kernel, notes=notes)
     if do_fix or do_diff:
         return _fix(result, texts, write=do_fix)
-    click.echo(render(fmt, result.findings, colour=use_colour()), nl=False)
+    click.echo(_printable(render(fmt, result.findings, colour=use_colour())), nl=False)
     fail = Severity.WARNING if strict else Severity.ERROR
     return 1 if any(f.severity >= fail for f in result.findings) else 0
+
+
+def _printable(text: str) -> str:
+    """Text read with surrogateescape may hold undecodable bytes: print them replaced."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _expand(paths: tuple[str, ...]) -> list[str]:
@@ -115,21 +120,23 @@ def _fix(result: object, texts: dict[str, str], *, write: bool) -> int:
     changed = 0
     for path, text in texts.items():
         edits = [e for e in result.edits if e.path == path]
+        if not edits:
+            continue
         new = apply_edits(text, edits)
         if new == text:
             continue
         changed += 1
         if not write:
-            click.echo(unified_diff(path, text, new), nl=False)
+            click.echo(_printable(unified_diff(path, text, new)), nl=False)
         elif path == "<stdin>":
-            click.echo(new, nl=False)
+            click.echo(_printable(new), nl=False)
         else:
             _write_atomic(path, new)
             click.echo(
                 f"fixed {path} ({len(edits)} change{'s' if len(edits) != 1 else ''})", err=True
             )
     if write and "<stdin>" in texts and not changed:
-        click.echo(texts["<stdin>"], nl=False)
+        click.echo(_printable(texts["<stdin>"]), nl=False)
     return 0
 
 

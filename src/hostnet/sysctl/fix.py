@@ -9,23 +9,28 @@ from hostnet.sysctl.lint import Edit
 
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:
-    """Return ``text`` with each edit's line replaced by its lines. Idempotent: a line that
-    already carries hostnet's marker comment is not marked again."""
-    lines = text.splitlines()
+    """Return ``text`` with each edit's line replaced by its lines, every other byte kept
+    (line endings included). Idempotent: a line that already carries hostnet's marker
+    comment is not marked again."""
     by_line = {e.line: e for e in edits}
+    if not by_line:
+        return text
+    lines = text.split("\n")
     out: list[str] = []
     for number, line in enumerate(lines, start=1):
         edit = by_line.get(number)
         if edit is None:
             out.append(line)
             continue
+        ending = "\r" if line.endswith("\r") else ""
         new = list(edit.lines)
-        if len(new) == 2 and new[0].startswith("# hostnet:") and out and out[-1] == new[0]:
+        if len(new) == 2 and new[0].startswith("# hostnet:") and out and out[-1].rstrip(
+            "\r"
+        ) == new[0]:
             new = new[1:]  # already marked by an earlier --fix
         indent = line[: len(line) - len(line.lstrip())]
-        out.extend(indent + n if n else n for n in new)
-    trailer = "\n" if text.endswith("\n") or not text else ""
-    return "\n".join(out) + trailer
+        out.extend((indent + n if n else n) + ending for n in new)
+    return "\n".join(out)
 
 
 def unified_diff(path: str, before: str, after: str) -> str:

@@ -34,7 +34,11 @@ DEFAULT_MAX_PAIRS = (
 )
 ORDERED_TRIPLES = ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_mem", "net.ipv4.udp_mem")
 _ASSIGN_IN_TEXT = re.compile(r"((?:[A-Za-z0-9_\-]+[./])+[A-Za-z0-9_\-]+)\s*=\s*(\S.*)$")
-_DISABLE = re.compile(r"\b(disabl\w*|turn(?:s|ing)? off|no ipv6|kill)\b", re.I)
+_DISABLE = re.compile(
+    r"\b(disabl\w*|turn(?:s|ing)?\s+(?:ipv6\s+)?off|switch(?:es|ing)?\s+(?:ipv6\s+)?off|"
+    r"no ipv6|kill|without ipv6|ipv4[- ]only)\b",
+    re.I,
+)
 _ENABLE = re.compile(r"\b(enabl\w*|turn(?:s|ing)? on|re-?enable)\b", re.I)
 
 
@@ -233,6 +237,8 @@ class _Linter:
             )
             return
         exists = self.exists(key)
+        if exists is None and spec is None:
+            self.check_unknown_offline(a)
         if exists is False:
             self.check_missing(a, spec, comment_above)
             return
@@ -267,6 +273,15 @@ class _Linter:
             return
         current = self.kernel.value(key) if exists else None
         for problem in check_value(spec, a.value, current):
+            severity = problem.severity
+            if (
+                problem.rule is R.OUT_OF_RANGE
+                and spec is not None
+                and not spec.test_boundaries
+                and severity is None
+            ):
+                # the kernel stores it anyway; the value just means nothing documented
+                severity = Severity.WARNING
             fixed_line = f"{a.raw_key} = {problem.fixed}" if problem.fixed is not None else None
             if a.ignore_failure and fixed_line:
                 fixed_line = "-" + fixed_line
@@ -284,7 +299,7 @@ class _Linter:
                 f"{key}: {problem.message}",
                 column=a.value_column,
                 key=key,
-                severity=problem.severity,
+                severity=severity,
                 suggestion=fixed_line,
                 edit=edit,
                 evidence={"value": a.value, **({"current": current} if current else {})},
@@ -306,6 +321,20 @@ class _Linter:
     def emit_removed(self, a: Assignment, spec: KeySpec | None, replacement: str | None) -> None:
         when = f" in Linux {spec.removed_in}" if spec is not None and spec.removed_in else ""
         why = f" ({spec.description})" if spec is not None else ""
+        target = self.cat.get(replacement) if replacement else None
+        if replacement and target is not None and target.readonly:
+            self.emit(
+                R.REMOVED_KEY,
+                a.path,
+                a.line,
+                f"{a.key} was removed{when}{why}; its successor {replacement} is read-only, "
+                "so there is nothing to set",
+                column=a.column,
+                key=a.key,
+                suggestion="remove the line",
+                edit=(f"# {a_text(a)}  # hostnet: removed key",),
+            )
+            return
         if replacement:
             line = self.replace_key(a, replacement)
             self.emit(
@@ -444,6 +473,29 @@ class _Linter:
             **loc,  # type: ignore[arg-type]
         )
 
+    def check_unknown_offline(self, a: Assignment) -> None:
+        """Without a kernel to ask, flag only keys that are near-misses of catalogue keys."""
+        cat_keys = self.cat.concrete_keys()
+        guess = self.recover_glued(a.key)
+        if guess is None:
+            close = difflib.get_close_matches(a.key, cat_keys, n=1, cutoff=0.9)
+            guess = close[0] if close else None
+        if guess is None or guess == a.key:
+            return
+        line = self.replace_key(a, guess)
+        self.emit(
+            R.UNKNOWN_KEY,
+            a.path,
+            a.line,
+            f"'{a.key}' is not a key hostnet knows; did you mean {guess}? (no kernel was "
+            "consulted, so this is a guess)",
+            column=a.column,
+            key=a.key,
+            suggestion=line,
+            edit=(line,),
+            severity=Severity.WARNING,
+        )
+
     def module_of(self, key: str) -> str | None:
         for prefix, module in MODULE_PREFIXES.items():
             if key.startswith(prefix):
@@ -526,14 +578,20 @@ def interface_of(key: str) -> str | None:
 
 
 def _comment_block_above(pf: ParsedFile, line: int) -> str:
-    """Text of the contiguous comment lines right above ``line``."""
+    """Text of the comment block heading the group of settings that ``line`` belongs to
+    (comment lines directly above, possibly above a few other settings, up to a blank line)."""
     texts: list[str] = []
     n = line - 1
+    in_comments = False
     while n >= 1:
         raw = pf.lines[n - 1].strip()
-        if not raw.startswith(("#", ";")):
+        if not raw:
             break
-        texts.append(raw.lstrip("#;").strip())
+        if raw.startswith(("#", ";")):
+            in_comments = True
+            texts.append(raw.lstrip("#;").strip())
+        elif in_comments:
+            break
         n -= 1
     return " ".join(reversed(texts))
 
@@ -556,6 +614,8 @@ def lint_files(
             prev_line = pf.lines[a.line - 2].strip() if a.line >= 2 else ""
             comment_above = prev_line if prev_line.startswith(("#", ";")) else None
             linter.check_assignment(a, comment_above)
+            if a.is_glob and a.value:
+                _check_glob_order(linter, a, seen, pf)
             if a.is_glob or not a.value:
                 continue
             earlier = in_file.get(a.key)
@@ -580,7 +640,13 @@ def lint_files(
                         other.path,
                         other.line,
                         f"{a.key} = {other.value} is overridden by {pf.path}:{a.line} "
-                        f"({a.key} = {a.value}), which is read later and wins",
+                        f"({a.key} = {a.value}), which is read later and wins"
+                        + (
+                            " when procps 'sysctl --system' runs (systemd-sysctl does not read "
+                            "/etc/sysctl.conf)"
+                            if pf.path == "/etc/sysctl.conf"
+                            else ""
+                        ),
                         column=other.column,
                         key=a.key,
                         severity=Severity.INFO if vendor else None,
@@ -596,6 +662,36 @@ def lint_files(
     result = LintResult(normalize(linter.findings), sorted(linter.edits.values(), key=_edit_key))
     result.effective = seen
     return result
+
+
+def _check_glob_order(
+    linter: _Linter, glob: Assignment, seen: dict[str, Assignment], pf: ParsedFile
+) -> None:
+    """A glob after explicit keys it matches: systemd keeps the explicit values, procps
+    (which applies lines in order) overwrites them."""
+    import fnmatch
+
+    width = glob.key.count(".")
+    hit = [
+        a
+        for k, a in seen.items()
+        if k.count(".") == width and fnmatch.fnmatchcase(k, glob.key) and a.value != glob.value
+    ]
+    if not hit:
+        return
+    first = hit[0]
+    more = f" and {len(hit) - 1} more" if len(hit) > 1 else ""
+    linter.emit(
+        R.PARSER_DISAGREEMENT,
+        pf.path,
+        glob.line,
+        f"{glob.key} = {glob.value} comes after {first.key} = {first.value} "
+        f"({first.path}:{first.line}){more}: systemd-sysctl keeps explicit keys over globs, "
+        "procps sysctl --system applies lines in order and overwrites them",
+        column=glob.column,
+        key=glob.key,
+        suggestion="put the glob before the explicit keys it should not override",
+    )
 
 
 def _edit_key(e: Edit) -> tuple[str, int]:
@@ -624,16 +720,6 @@ def _lint_lines(linter: _Linter, pf: ParsedFile) -> None:
             column=na.column,
             suggestion=fix or "write it as key = value, or comment it out",
             edit=(fix,) if fix else None,
-        )
-    for ex in pf.exclusions:
-        linter.emit(
-            R.PARSER_DISAGREEMENT,
-            pf.path,
-            ex.line,
-            f"'-{ex.key}' without '=' excludes the key from globs for systemd-sysctl (v254+); "
-            "procps sysctl reports invalid syntax",
-            column=ex.column,
-            key=ex.key,
         )
     for c in pf.comments:
         if c.marker == ";":
@@ -705,6 +791,7 @@ def _lint_combined(
                 at.line,
                 f"{dkey} = {d} is above {mkey} = {m}"
                 f"{'' if ma else ' (the running value)'}: sockets cannot get the default",
+                column=at.value_column,
                 key=at.key,
                 suggestion=f"{mkey} = {d}",
                 parsed=_find(files, at.path),

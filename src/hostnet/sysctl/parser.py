@@ -93,7 +93,10 @@ class ParsedFile:
 
 
 def parse_text(text: str, path: str = "<stdin>") -> ParsedFile:
-    lines = text.splitlines()
+    # systemd and procps split on "\n" only (a form feed is not a line break for them)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     parsed = ParsedFile(path=path, lines=lines)
     suppress_next: frozenset[str] | None = None
     for number, raw in enumerate(lines, start=1):

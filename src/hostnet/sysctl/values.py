@@ -81,12 +81,21 @@ def check_value(spec: KeySpec | None, value: str, current: str | None = None) ->
         return problems
     head = strip_inline_comment(value)
     if head is not None:
+        glued = value[len(head) : len(head) + 1] in ("#", ";") and not value[
+            len(head) - 1 : len(head)
+        ].isspace()
         problems.append(
             ValueProblem(
                 R.TRAILING_TEXT,
-                f"'{value}' has a comment after the value; sysctl files have no inline comments, "
-                "so the kernel receives the comment too",
+                f"'{value}' has a comment after the value; sysctl files have no inline comments"
+                + (
+                    ", and glued to the number like this the kernel rejects the write"
+                    if glued
+                    else "; the kernel happens to stop at the first space today, but the "
+                    "comment is part of the value every tool sees"
+                ),
                 fixed=head or None,
+                severity=None if glued else Severity.WARNING,
             )
         )
         value = head
@@ -107,8 +116,10 @@ def check_value(spec: KeySpec | None, value: str, current: str | None = None) ->
         problems.append(
             ValueProblem(
                 R.TRAILING_TEXT,
-                f"'{value}' has text after the number; the kernel receives all of it",
+                f"'{value}' has text after the number; the kernel reads the first number and "
+                "ignores the rest, so the extra text does nothing",
                 fixed=tokens[0],
+                severity=Severity.WARNING,
             )
         )
     if spec is not None:
@@ -140,8 +151,10 @@ def _check_tuple(spec: KeySpec | None, value: str, arity: int) -> list[ValueProb
         problems.append(
             ValueProblem(
                 R.TRAILING_TEXT,
-                f"'{value}' has {len(tokens)} fields; the key takes {arity}",
+                f"'{value}' has {len(tokens)} fields; the key takes {arity} and the kernel "
+                "ignores the rest",
                 fixed=" ".join(tokens[:arity]),
+                severity=Severity.WARNING,
             )
         )
     if spec is not None:

@@ -1,0 +1,155 @@
+"""IPv6 checks for ``hostnet doctor`` (codes V61xx).
+
+IPv6 does not combine conf/all with each interface the way IPv4 does: the packet path reads
+the interface's own value (net/ipv6/addrconf.c, ndisc.c). Writing conf/all/forwarding or
+conf/all/disable_ipv6 copies the value to every interface; conf/default only seeds new ones.
+
+* forwarding makes an interface ignore router advertisements unless accept_ra is 2, so an
+  uplink that learns its address or default route from RAs loses them;
+* disable_ipv6 that differs between all, default and the interfaces (IPv6 half disabled);
+* ICMPv6 redirects accepted on a non-forwarding interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hostnet.checks.context import Context
+from hostnet.checks.interfaces import ConfTable, conf_key
+from hostnet.checks.roles import conf_table
+from hostnet.findings import Finding, Rule, Severity
+
+FORWARDING_IGNORES_RA = Rule("V6101", "forwarding-ignores-ra", Severity.WARNING,
+                             "IPv6 forwarding makes an interface that needs RAs ignore them")
+HALF_DISABLED = Rule("V6102", "ipv6-half-disabled", Severity.WARNING,
+                     "disable_ipv6 differs between all, default and the interfaces")
+ACCEPT_REDIRECTS6 = Rule("V6103", "accept-redirects-v6", Severity.INFO,
+                         "ICMPv6 redirects may rewrite routes on a host interface")
+
+LEAVES = ["forwarding", "accept_ra", "autoconf", "disable_ipv6", "accept_redirects"]
+RTF_GATEWAY = 0x0002
+RTF_REJECT = 0x0200
+RTF_DEFAULT = 0x10000
+RTF_ADDRCONF = 0x40000
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultRoute:
+    device: str
+    from_ra: bool
+
+
+def parse_ipv6_route(text: str) -> list[DefaultRoute]:
+    """Default routes in /proc/net/ipv6_route (rejects and unreachables left out)."""
+    out: list[DefaultRoute] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 10:
+            continue
+        if parts[0] != "0" * 32 or parts[1] != "00":
+            continue
+        try:
+            flags = int(parts[8], 16)
+        except ValueError:
+            continue
+        if flags & RTF_REJECT:
+            continue
+        out.append(DefaultRoute(parts[9], bool(flags & (RTF_DEFAULT | RTF_ADDRCONF))))
+    return out
+
+
+def evaluate_ra(table: ConfTable, defaults: Sequence[DefaultRoute] | None) -> list[Finding]:
+    out: list[Finding] = []
+    for iface in table.interfaces:
+        if iface == "lo":
+            continue
+        fwd, ra = table.get(iface, "forwarding"), table.get(iface, "accept_ra")
+        if not fwd or ra != 1 or table.get(iface, "disable_ipv6"):
+            continue
+        ra_route = defaults is not None and any(d.device == iface and d.from_ra for d in defaults)
+        no_default = defaults is not None and not defaults
+        if not (ra_route or (no_default and table.get(iface, "autoconf"))):
+            continue
+        why = ("its default route came from a router advertisement and will expire" if ra_route
+               else "there is no IPv6 default route at all, and the interface autoconfigures")
+        key = conf_key("ipv6", iface, "accept_ra")
+        out.append(FORWARDING_IGNORES_RA.finding(
+            f"{iface}: IPv6 forwarding is on and accept_ra is 1, so the kernel ignores router "
+            f"advertisements there; {why}. accept_ra = 2 accepts them while forwarding",
+            key=key,
+            evidence={conf_key("ipv6", iface, "forwarding"): fwd, key: ra,
+                      conf_key("ipv6", iface, "autoconf"): table.get(iface, "autoconf"),
+                      "default_routes": [f"{d.device}{' (RA)' if d.from_ra else ''}"
+                                         for d in defaults or []]},
+            suggestion=f"{key} = 2"))
+    return out
+
+
+def evaluate_disable(table: ConfTable) -> list[Finding]:
+    values = {i: table.get(i, "disable_ipv6") for i in ["all", "default", *table.interfaces]}
+    known = {k: v for k, v in values.items() if v is not None}
+    if len(set(known.values())) <= 1:
+        return []
+    off = sorted(k for k, v in known.items() if v)
+    on = sorted(k for k, v in known.items() if not v)
+    # conf/all says what was meant (writing it is how IPv6 is switched off host-wide)
+    intended = known.get("all", 1 if len(off) > len(on) else 0)
+    lines = [f"{conf_key('ipv6', i, 'disable_ipv6')} = {intended}" for i in known
+             if known[i] != intended]
+    hint = ("interfaces created later follow 'default', and 'all' only copied its value to "
+            "the interfaces that existed when it was written")
+    if intended == 0 and "lo" in off:
+        hint = "with lo disabled, ::1 is gone and programs that listen on or connect to it fail"
+    return [HALF_DISABLED.finding(
+        f"IPv6 is half disabled: disable_ipv6 = 1 on {', '.join(off)} but 0 on "
+        f"{', '.join(on)}; {hint}. Decide on one value",
+        key="net.ipv6.conf.*.disable_ipv6", evidence={"disable_ipv6": values},
+        suggestion="\n".join(lines))]
+
+
+def evaluate_redirects6(table: ConfTable) -> list[Finding]:
+    on = [i for i in table.interfaces if i != "lo" and table.get(i, "accept_redirects")
+          and not table.get(i, "forwarding") and not table.get(i, "disable_ipv6")]
+    if not on:
+        return []
+    lines = [f"{conf_key('ipv6', i, 'accept_redirects')} = 0" for i in ["default", *on]]
+    return [ACCEPT_REDIRECTS6.finding(
+        f"ICMPv6 redirects are accepted on {', '.join(on[:6])}: a neighbour can move this "
+        "host's traffic to another first hop (IPv6 reads the interface's own value; "
+        "conf/all does not override it)",
+        key="net.ipv6.conf.*.accept_redirects",
+        evidence={conf_key("ipv6", i, "accept_redirects"): 1 for i in on},
+        suggestion="\n".join(lines))]
+
+
+def _table(ctx: Context) -> ConfTable | None:
+    if not ctx.root.exists("proc/sys/net/ipv6"):
+        ctx.fact("ipv6", "not available")
+        return None
+    return conf_table(ctx, "ipv6", LEAVES)
+
+
+def check_ra(ctx: Context) -> list[Finding]:
+    table = _table(ctx)
+    if table is None:
+        return []
+    try:
+        text = ctx.root.read_text("proc/net/ipv6_route")
+    except PermissionError:
+        text = None
+    defaults = parse_ipv6_route(text) if text is not None else None
+    return evaluate_ra(table, defaults)
+
+
+def check_disable(ctx: Context) -> list[Finding]:
+    table = _table(ctx)
+    return [] if table is None else evaluate_disable(table)
+
+
+def check_redirects(ctx: Context) -> list[Finding]:
+    table = _table(ctx)
+    return [] if table is None else evaluate_redirects6(table)
+
+
+CHECKS = (check_ra, check_disable, check_redirects)

@@ -1,0 +1,137 @@
+"""``hostnet doctor``: diagnose the live host, its namespaces, or a snapshot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from hostnet.cli.common import root_option, use_colour
+from hostnet.errors import UsageError
+
+ROLES = ("server", "nat-router", "vm-host", "desktop")
+FORMATS = ("text", "json", "sarif")
+
+
+def parse_interval(text: str | None) -> float | None:
+    """``5s``, ``500ms``, ``1m`` or a plain number of seconds; None or 0 for no sampling."""
+    if text is None:
+        return None
+    raw = text.strip().lower()
+    scale = 1.0
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if raw.endswith(suffix):
+            raw, scale = raw[: -len(suffix)], factor
+            break
+    try:
+        value = float(raw) * scale
+    except ValueError:
+        raise UsageError(f"--interval {text!r}: not a duration",
+                         hint="give seconds, e.g. --interval 5s or --interval 500ms") from None
+    if value < 0 or value > 3600:
+        raise UsageError(f"--interval {text!r}: must be between 0 and 1 hour")
+    return value or None
+
+
+def _state_dir(option: str | None, live: bool) -> Path | None:
+    if option is not None:
+        return Path(option)
+    if not live or os.geteuid() != 0:
+        return None
+    from hostnet.state.history import DEFAULT_STATE_DIR
+
+    return DEFAULT_STATE_DIR
+
+
+@click.command()
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="Judge the host as this role (default: recommend one from what it shows).")
+@click.option("--netns", "netns", metavar="NAME", multiple=True,
+              help="Check inside this named network namespace (repeatable; needs root).")
+@click.option("--all-netns", is_flag=True,
+              help="Check this namespace and every named one ('ip netns list').")
+@root_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Output format.")
+@click.option("--nagios", is_flag=True,
+              help="Print one Nagios status line with perfdata; exit 0/1/2/3.")
+@click.option("--interval", metavar="DURATION", default=None,
+              help="Sample conntrack counters for this long to measure drop rates (e.g. 5s).")
+@click.option("--no-composition", is_flag=True,
+              help="Skip the slow parts: conntrack table walk and kernel log scan.")
+@click.option("--fail-on", type=click.Choice(("error", "warning", "info")), default="error",
+              show_default=True, help="Exit 1 when a finding has this severity or worse.")
+@click.option("--state-dir", metavar="DIR", default=None,
+              help="Keep counter readings here for rates between runs "
+                   "(default as root: /var/lib/hostnet; otherwise none).")
+def doctor(
+    role: str | None,
+    netns: tuple[str, ...],
+    all_netns: bool,
+    root_path: str | None,
+    fmt: str,
+    nagios: bool,
+    interval: str | None,
+    no_composition: bool,
+    fail_on: str,
+    state_dir: str | None,
+) -> int:
+    """Diagnose the network side of the kernel: conntrack, hardening, tuning, NAT/forwarding
+    and IPv6, judged against a role (server, nat-router, vm-host, desktop).
+
+    Without --role the doctor recommends the role the host looks like and says why. Works as
+    a normal user with what it can read and lists what it could not. Exit codes: 0 nothing at
+    or above --fail-on, 1 findings, 2 bad usage or nothing readable; with --nagios 0 OK,
+    1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    """
+    from hostnet.checks.runner import run
+    from hostnet.findings import Severity
+
+    if all_netns and netns:
+        raise UsageError("--netns and --all-netns do not go together", hint="use one of them")
+    if root_path is not None and (netns or all_netns):
+        raise UsageError("--netns/--all-netns read the live host; a snapshot is one namespace",
+                         hint="drop --root, or collect each namespace with 'hostnet collect'")
+    seconds = parse_interval(interval)
+    targets: list[str | None]
+    if all_netns:
+        from hostnet.host.netns import list_named
+
+        targets = [None, *list_named()]
+    elif netns:
+        targets = list(netns)
+    else:
+        targets = [None]
+    if root_path is not None:
+        from hostnet.host.snapshot import opened
+
+        with opened(root_path) as root:
+            report = run(root, role=role, composition=not no_composition, interval=seconds,
+                         state_dir=_state_dir(state_dir, False))
+    else:
+        report = run(None, role=role, netns=targets, composition=not no_composition,
+                     interval=seconds, state_dir=_state_dir(state_dir, True),
+                     skip_denied=all_netns)
+    if nagios:
+        from hostnet.render.doctor import nagios as nagios_line
+
+        code, line = nagios_line(report)
+        click.echo(line)
+        return code
+    if fmt == "json":
+        from hostnet.render.findings import render_json
+
+        click.echo(render_json(report.findings, **report.json_extra()), nl=False)
+    elif fmt == "sarif":
+        from hostnet.render.findings import render_sarif
+
+        click.echo(render_sarif(report.findings), nl=False)
+    else:
+        from hostnet.render.doctor import render_text
+
+        click.echo(render_text(report, colour=use_colour()), nl=False)
+    if not report.readable:
+        return 2
+    threshold = Severity.parse(fail_on)
+    return 1 if any(f.severity >= threshold for f in report.findings) else 0

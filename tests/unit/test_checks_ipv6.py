@@ -1,0 +1,69 @@
+"""V6 checks: RAs ignored while forwarding, half-disabled IPv6, ICMPv6 redirects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hostnet.checks import ipv6 as v6
+from hostnet.checks.context import Context
+from hostnet.checks.interfaces import table_from_mapping
+from hostnet.host.root import Root
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
+Z = "0" * 32
+
+
+def test_parse_ipv6_route() -> None:
+    text = (f"{Z} 00 {Z} 00 fe800000000000000000000000000001 00000400 1 0 00450003 wan0\n"
+            f"{Z} 00 {Z} 00 {Z} ffffffff 1 0 00200200 lo\n"
+            f"20010db8000000000000000000000000 40 {Z} 00 {Z} 00000100 1 0 00000001 eth0\n"
+            f"{Z} 00 {Z} 00 fe800000000000000000000000000001 00000400 1 0 00000003 eth1\n")
+    got = v6.parse_ipv6_route(text)
+    assert [(d.device, d.from_ra) for d in got] == [("wan0", True), ("eth1", False)]
+
+
+def _table(ra: int, fwd: int = 1) -> object:
+    return table_from_mapping("ipv6", {
+        "all": {"forwarding": fwd}, "eth0": {"forwarding": fwd, "accept_ra": ra, "autoconf": 1,
+                                              "disable_ipv6": 0}})
+
+
+def test_ra_ignored_when_forwarding() -> None:
+    ra_route = [v6.DefaultRoute("eth0", True)]
+    [f] = v6.evaluate_ra(_table(1), ra_route)  # type: ignore[arg-type]
+    assert f.suggestion == "net.ipv6.conf.eth0.accept_ra = 2"
+    [f] = v6.evaluate_ra(_table(1), [])  # type: ignore[arg-type]
+    assert "no IPv6 default route" in f.message
+    assert v6.evaluate_ra(_table(2), ra_route) == []  # type: ignore[arg-type]
+    assert v6.evaluate_ra(_table(1, fwd=0), ra_route) == []  # type: ignore[arg-type]
+    static = [v6.DefaultRoute("eth0", False)]
+    assert v6.evaluate_ra(_table(1), static) == []  # type: ignore[arg-type]
+
+
+def test_half_disabled() -> None:
+    t = table_from_mapping("ipv6", {"all": {"disable_ipv6": 1}, "default": {"disable_ipv6": 0},
+                                    "eth0": {"disable_ipv6": 1}})
+    [f] = v6.evaluate_disable(t)
+    assert f.suggestion == "net.ipv6.conf.default.disable_ipv6 = 1"
+    t = table_from_mapping("ipv6", {"all": {"disable_ipv6": 0}, "default": {"disable_ipv6": 0},
+                                    "lo": {"disable_ipv6": 1}, "eth0": {"disable_ipv6": 0}})
+    [f] = v6.evaluate_disable(t)
+    assert "::1" in f.message and f.suggestion == "net.ipv6.conf.lo.disable_ipv6 = 0"
+    same = table_from_mapping("ipv6", {"all": {"disable_ipv6": 1}, "eth0": {"disable_ipv6": 1}})
+    assert v6.evaluate_disable(same) == []
+
+
+def test_redirects_v6_interface_value_only() -> None:
+    t = table_from_mapping("ipv6", {"all": {"accept_redirects": 0},
+                                    "eth0": {"accept_redirects": 1, "forwarding": 0},
+                                    "eth1": {"accept_redirects": 1, "forwarding": 1}})
+    [f] = v6.evaluate_redirects6(t)
+    assert "eth0" in f.message and "eth1" not in f.message
+
+
+def test_fixtures() -> None:
+    ctx = Context(Root(FIX / "doctor-router"), role="nat-router")
+    router = [f for check in v6.CHECKS for f in check(ctx)]
+    assert [f.key for f in router] == ["net.ipv6.conf.wan0.accept_ra"]  # wan1 has 2, lan0 0
+    ctx = Context(Root(FIX / "doctor-webserver"), role="server")
+    assert [f.code for check in v6.CHECKS for f in check(ctx)] == ["V6102"]

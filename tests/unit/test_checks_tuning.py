@@ -1,0 +1,91 @@
+"""TN checks: port range, buffers, pid_max (pure) and the fixture trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hostnet.checks import tuning as tn
+from hostnet.checks.context import Context
+from hostnet.checks.roles import Listener
+from hostnet.host.root import Root
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
+
+
+def _view(rng: str, reserved: str = "", listen: tuple[int, ...] = (), ports_min: int = 1000,
+          start: int | None = 1024) -> tn.PortView:
+    return tn.PortView(rng, reserved, start,
+                       tuple(Listener("tcp", p, "00000000", False) for p in listen),
+                       "server", ports_min)
+
+
+def codes(findings: list[object]) -> list[str]:
+    return [getattr(f, "code") for f in findings]
+
+
+def test_default_range_is_clean() -> None:
+    assert tn.evaluate_ports(_view("32768\t60999")) == []
+
+
+def test_invalid_ranges() -> None:
+    for bad in ("60999 32768", "0 100", "500 60999", "1 2 3", "32768 70000"):
+        assert codes(tn.evaluate_ports(_view(bad))) == ["TN108"], bad
+    assert tn.evaluate_ports(_view("abc")) == []
+
+
+def test_parity() -> None:
+    [f] = tn.evaluate_ports(_view("32768 60998"))
+    assert f.code == "TN109" and f.suggestion == "net.ipv4.ip_local_port_range = 32768 60997"
+
+
+def test_overlap_with_listeners_and_reserved() -> None:
+    [f] = tn.evaluate_ports(_view("32768 60999", listen=(80, 40000, 50000)))
+    assert f.code == "TN110" and "tcp/40000" in f.message and "tcp/80" not in f.message
+    assert f.suggestion == "net.ipv4.ip_local_reserved_ports = 40000,50000"
+    [f] = tn.evaluate_ports(_view("32768 60999", "40000", listen=(40000, 50000)))
+    assert f.suggestion == "net.ipv4.ip_local_reserved_ports = 40000,50000"
+    assert tn.evaluate_ports(_view("32768 60999", "40000-50000", listen=(40000, 50000))) == []
+
+
+def test_small_range_counts_reserved_ports() -> None:
+    [f] = tn.evaluate_ports(_view("50000 50999", ports_min=28000))
+    assert f.code == "TN111" and f.evidence["usable_ports"] == 1000
+    low, high = map(int, (f.suggestion or "").split("= ")[1].split())
+    assert high - low + 1 >= 28000 and low % 2 != high % 2
+    [f] = tn.evaluate_ports(_view("32768 60999", "32768-60000", ports_min=10000))
+    assert f.evidence["usable_ports"] == 999
+
+
+def test_parse_reserved() -> None:
+    assert tn.parse_reserved("8080, 9000-9010,") == [(8080, 8080), (9000, 9010)]
+    assert tn.parse_reserved(None) == []
+
+
+def test_buffers() -> None:
+    assert tn.evaluate_buffers(6291456, 4194304, "4096 131072 6291456", "4096 16384 4194304") == []
+    [f] = tn.evaluate_buffers(None, None, "4096 6291456 131072", None)
+    assert f.code == "TN102" and f.suggestion == "net.ipv4.tcp_rmem = 4096 131072 6291456"
+    [f] = tn.evaluate_buffers(65536, None, "4096 131072 6291456", None)
+    assert f.code == "TN103" and f.suggestion == "net.core.rmem_max = 6291456"
+
+
+def test_pid_max_default_and_finding() -> None:
+    assert tn.pid_max_default(2) == 32768
+    assert tn.pid_max_default(64) == 65536
+    assert tn.pid_max_default(10000) == 4194304
+    assert tn.evaluate_pid_max(4194304, 2) == []
+    [f] = tn.evaluate_pid_max(16384, 40)
+    assert f.suggestion == "kernel.pid_max = 40960"
+
+
+def test_webserver_fixture() -> None:
+    ctx = Context(Root(FIX / "doctor-webserver"), role="server")
+    got = sorted({f.code for check in tn.CHECKS for f in check(ctx)})
+    assert got == ["TN109", "TN110", "TN112"]
+
+
+def test_role_changes_the_verdict() -> None:
+    ctx = Context(Root(FIX / "doctor-router"), role="nat-router")
+    assert sorted({f.code for check in tn.CHECKS for f in check(ctx)}) == ["TN104"]
+    ctx = Context(Root(FIX / "doctor-router"), role="server")
+    assert sorted({f.code for check in tn.CHECKS for f in check(ctx)}) == []
