@@ -7,13 +7,10 @@ from pathlib import Path
 from hostnet.checks import hardening as hd
 from hostnet.checks.context import Context
 from hostnet.checks.interfaces import table_from_mapping
+from hostnet.findings import Finding
 from hostnet.host.root import Root
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
-
-
-def _t(**ifaces: dict[str, int]) -> object:
-    return table_from_mapping("ipv4", ifaces)
 
 
 def test_redirects_or_on_host_and_fix_covers_all_default_iface() -> None:
@@ -39,13 +36,16 @@ def test_redirects_and_on_router_interface() -> None:
     assert hd.evaluate_redirects(t, role_send=True) == []
 
 
-def test_secure_redirects_lowers_severity() -> None:
-    t = table_from_mapping("ipv4", {
-        "all": {"accept_redirects": 1, "secure_redirects": 1, "forwarding": 0},
-        "eth0": {"accept_redirects": 0, "secure_redirects": 0, "forwarding": 0},
-    })
+def test_secure_redirects_lowers_severity_only_without_shared_media() -> None:
+    conf = {"accept_redirects": 1, "secure_redirects": 1, "forwarding": 0, "shared_media": 0}
+    t = table_from_mapping("ipv4", {"all": conf, "eth0": {**conf, "secure_redirects": 0}})
     [f] = hd.evaluate_redirects(t)
     assert str(f.severity) == "info"
+    assert f.evidence["secure_redirects_in_force"] == {"eth0": True}
+    # shared_media on (the kernel default): secure_redirects is not consulted at all
+    t = table_from_mapping("ipv4", {"all": conf, "eth0": {**conf, "shared_media": 1}})
+    [f] = hd.evaluate_redirects(t)
+    assert str(f.severity) == "warning" and "shared_media" in f.message
 
 
 def test_send_redirects_only_matter_when_forwarding() -> None:
@@ -93,9 +93,9 @@ def test_log_martians_or() -> None:
     assert hd.evaluate_log_martians(t, False) == []
 
 
-def _run(tree: str, role: str) -> dict[str, object]:
+def _run(tree: str, role: str) -> dict[str, Finding]:
     ctx = Context(Root(FIX / tree), role=role)
-    out: dict[str, object] = {}
+    out: dict[str, Finding] = {}
     for check in hd.CHECKS:
         for f in check(ctx):
             out.setdefault(f.code, f)
@@ -106,8 +106,8 @@ def test_webserver_fixture() -> None:
     got = _run("doctor-webserver", "server")
     assert set(got) == {"HD101", "HD103", "HD107"}  # source route: all=0 AND eth0=1 -> off
     hd101 = got["HD101"]
-    assert getattr(hd101, "suggestion") == "net.ipv4.tcp_syncookies = 1"
-    assert getattr(hd101, "evidence")["net.ipv4.tcp_syncookies"] == 0
+    assert hd101.suggestion == "net.ipv4.tcp_syncookies = 1"
+    assert hd101.evidence["net.ipv4.tcp_syncookies"] == 0
 
 
 def test_router_fixture() -> None:

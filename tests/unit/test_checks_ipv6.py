@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hostnet.checks import ipv6 as v6
 from hostnet.checks.context import Context
-from hostnet.checks.interfaces import table_from_mapping
+from hostnet.checks.interfaces import ConfTable, table_from_mapping
 from hostnet.host.root import Root
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
@@ -22,7 +22,7 @@ def test_parse_ipv6_route() -> None:
     assert [(d.device, d.from_ra) for d in got] == [("wan0", True), ("eth1", False)]
 
 
-def _table(ra: int, fwd: int = 1) -> object:
+def _table(ra: int, fwd: int = 1) -> ConfTable:
     return table_from_mapping("ipv6", {
         "all": {"forwarding": fwd}, "eth0": {"forwarding": fwd, "accept_ra": ra, "autoconf": 1,
                                               "disable_ipv6": 0}})
@@ -30,14 +30,14 @@ def _table(ra: int, fwd: int = 1) -> object:
 
 def test_ra_ignored_when_forwarding() -> None:
     ra_route = [v6.DefaultRoute("eth0", True)]
-    [f] = v6.evaluate_ra(_table(1), ra_route)  # type: ignore[arg-type]
+    [f] = v6.evaluate_ra(_table(1), ra_route)
     assert f.suggestion == "net.ipv6.conf.eth0.accept_ra = 2"
-    [f] = v6.evaluate_ra(_table(1), [])  # type: ignore[arg-type]
+    [f] = v6.evaluate_ra(_table(1), [])
     assert "no IPv6 default route" in f.message
-    assert v6.evaluate_ra(_table(2), ra_route) == []  # type: ignore[arg-type]
-    assert v6.evaluate_ra(_table(1, fwd=0), ra_route) == []  # type: ignore[arg-type]
+    assert v6.evaluate_ra(_table(2), ra_route) == []
+    assert v6.evaluate_ra(_table(1, fwd=0), ra_route) == []
     static = [v6.DefaultRoute("eth0", False)]
-    assert v6.evaluate_ra(_table(1), static) == []  # type: ignore[arg-type]
+    assert v6.evaluate_ra(_table(1), static) == []
 
 
 def test_half_disabled() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from hostnet.checks import tuning as tn
 from hostnet.checks.context import Context
 from hostnet.checks.roles import Listener
+from hostnet.findings import Finding
 from hostnet.host.root import Root
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
@@ -19,8 +20,8 @@ def _view(rng: str, reserved: str = "", listen: tuple[int, ...] = (), ports_min:
                        "server", ports_min)
 
 
-def codes(findings: list[object]) -> list[str]:
-    return [getattr(f, "code") for f in findings]
+def codes(findings: list[Finding]) -> list[str]:
+    return [f.code for f in findings]
 
 
 def test_default_range_is_clean() -> None:
@@ -89,3 +90,9 @@ def test_role_changes_the_verdict() -> None:
     assert sorted({f.code for check in tn.CHECKS for f in check(ctx)}) == ["TN104"]
     ctx = Context(Root(FIX / "doctor-router"), role="server")
     assert sorted({f.code for check in tn.CHECKS for f in check(ctx)}) == []
+
+
+def test_host_wide_keys_are_left_to_the_initial_namespace() -> None:
+    ctx = Context(Root(FIX / "doctor-webserver"), role="server", netns="blue")
+    got = {f.code for check in tn.CHECKS for f in check(ctx)}
+    assert "TN112" not in got and "TN110" in got  # pid_max is global, ports per namespace

@@ -190,8 +190,7 @@ def check_interfaces(ctx: Context) -> list[Finding]:
         *evaluate_redirects(table, bool(role.iface("send_redirects", False))),
         *evaluate_source_route(table),
         *evaluate_rp_filter(table, str(role.iface("rp_filter", "any")), ctx.role),
-        *evaluate_log_martians(table, ctx.role in ("nat-router", "vm-host")
-                               or bool(role.iface("log_martians", False))),
+        *evaluate_log_martians(table, bool(role.iface("log_martians", False))),
     ]
 
 

@@ -203,6 +203,8 @@ def check_ports(ctx: Context) -> list[Finding]:
 
 
 def check_pid_max(ctx: Context) -> list[Finding]:
+    if ctx.netns is not None:
+        return []  # host-wide: reported for the initial namespace only
     return evaluate_pid_max(ctx.sysctl_int("kernel.pid_max"), ctx.root.cpu_count)
 
 
