@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hostnet.host.root import Root
+from hostnet.host.root import Root, first_int
 
 
 @dataclass
@@ -44,13 +44,7 @@ class Context:
         return value
 
     def sysctl_int(self, key: str) -> int | None:
-        value = self.sysctl(key)
-        if value is None:
-            return None
-        try:
-            return int(value.split()[0])
-        except (ValueError, IndexError):
-            return None
+        return first_int(self.sysctl(key))
 
     def fact(self, name: str, value: Any) -> Any:
         self.facts[name] = value

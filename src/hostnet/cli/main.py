@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -29,25 +29,32 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when called (``specs``: name ->
+    (module, attribute, one-line help shown in the group's --help))."""
+
+    specs: ClassVar[dict[str, tuple[str, str, str]]] = {}
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return list(self.specs)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        spec = COMMANDS.get(cmd_name)
+        spec = self.specs.get(cmd_name)
         if spec is None:
             return None
-        module = importlib.import_module(spec[0])
-        command = getattr(module, spec[1])
+        command = getattr(importlib.import_module(spec[0]), spec[1])
         assert isinstance(command, click.Command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, spec[2]) for name, spec in COMMANDS.items()]
         with formatter.section("Commands"):
-            formatter.write_dl(rows)
+            formatter.write_dl([(name, spec[2]) for name, spec in self.specs.items()])
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class _TopLevel(LazyGroup):
+    specs = COMMANDS
+
+
+@click.group(cls=_TopLevel, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hostnet")
 def cli() -> None:
     """Keep the network side of a Linux kernel healthy.

@@ -114,13 +114,7 @@ class Root:
         return read.value if read.ok else None
 
     def sysctl_int(self, key: str) -> int | None:
-        value = self.sysctl_value(key)
-        if value is None:
-            return None
-        try:
-            return int(value.split()[0])
-        except (ValueError, IndexError):
-            return None
+        return first_int(self.sysctl_value(key))
 
     def sysctl_exists(self, key: str) -> bool:
         return os.path.isfile(self._proc_sys + key_to_path(key))
@@ -228,6 +222,16 @@ class Root:
         from hostnet.host.commands import run_optional
 
         return run_optional(argv, timeout=timeout)
+
+
+def first_int(value: str | None) -> int | None:
+    """The first whitespace-separated integer of a sysctl value, or None."""
+    if value is None:
+        return None
+    try:
+        return int(value.split()[0])
+    except (ValueError, IndexError):
+        return None
 
 
 def parse_kernel_version(release: str) -> tuple[int, int, int]:
