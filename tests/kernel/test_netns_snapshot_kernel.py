@@ -88,3 +88,23 @@ def test_cli_collect_then_lint_root(netns: Callable[..., Netns], tmp_path: Path)
     )
     assert bad.returncode == 2
     assert "no such file" in bad.stderr
+
+
+def test_root_reads_proc_net_of_the_thread(netns: Callable[..., Netns]) -> None:
+    """setns is per thread; /proc/net follows the main thread only, so Root reads
+    /proc/thread-self/net: a worker thread inside a namespace sees that namespace."""
+    import threading
+
+    ns = netns("thread")
+    seen: dict[str, str | None] = {}
+
+    def worker() -> None:
+        with entered(ns.name):
+            seen["dev"] = Root("/").read_text("proc/net/dev")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen["dev"] is not None
+    names = [line.split(":")[0].strip() for line in seen["dev"].splitlines()[2:]]
+    assert names == ["lo"]

@@ -1,7 +1,8 @@
 """Enter named network namespaces (``ip netns`` names under /run/netns) for reading.
 
-setns(2) changes the calling thread's namespace; /proc/sys/net and /proc/net (via
-/proc/thread-self) then show that namespace. ``entered`` always switches back.
+setns(2) changes the calling thread's namespace; /proc/sys/net and /proc/thread-self/net then
+show that namespace (/proc/net follows only the main thread, so Root reads proc/net through
+thread-self). ``entered`` always switches back.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ class Root:
     def __init__(self, path: str | os.PathLike[str] = "/") -> None:
         self.path = Path(path)
         self._proc_sys = str(self.path / "proc/sys") + "/"
+        self._live = self.path == Path("/")
         if not self.path.is_dir():
             raise InputError(
                 f"{self.path}: not a directory",
@@ -61,7 +62,12 @@ class Root:
 
     # -- plain files -----------------------------------------------------------------------
     def file(self, rel: str) -> Path:
-        return self.path / rel.lstrip("/")
+        rel = rel.lstrip("/")
+        if self._live and rel.startswith("proc/net/"):
+            # /proc/net is /proc/self/net: the namespace of the main thread. A thread that
+            # entered another namespace (setns is per thread) must read thread-self.
+            rel = "proc/thread-self/net/" + rel[len("proc/net/") :]
+        return self.path / rel
 
     def exists(self, rel: str) -> bool:
         return self.file(rel).exists()

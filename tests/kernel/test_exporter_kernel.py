@@ -1,0 +1,207 @@
+"""The real exporter against the real kernel: scrape, load entries, scrape again."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hostnet.exporter import NODE_STATS, Targets, read_sample, sample_all, sample_namespace
+from hostnet.host.netns import entered
+from hostnet.host.root import Root
+from tests.helpers.conntrack import count, enable_tracking, load_assured
+from tests.helpers.netns import Netns
+
+HOSTNET = str(Path(sys.executable).with_name("hostnet"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def sample_value(families: dict[str, object], family: str, name: str, **labels: str) -> float:
+    fam = families[family]
+    for s in fam.samples:  # type: ignore[attr-defined]
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+            return float(s.value)
+    raise AssertionError(f"no sample {name}{labels} in {family}")
+
+
+@pytest.fixture
+def exporter(netns: Callable[..., Netns]) -> Iterator[tuple[int, Netns]]:
+    ns = netns("exp")
+    enable_tracking(ns)
+    port = free_port()
+    proc = subprocess.Popen(
+        [HOSTNET, "exporter", "--listen", f"127.0.0.1:{port}", "--netns", ns.name],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                scrape(port)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"exporter did not start: {proc.stderr.read()}") from None  # type: ignore[union-attr]
+                time.sleep(0.2)
+        yield port, ns
+    finally:
+        proc.terminate()
+        try:
+            assert proc.wait(timeout=10) == 0  # SIGTERM is a clean stop
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_scrape_follows_the_namespace_table(exporter: tuple[int, Netns]) -> None:
+    port, ns = exporter
+    before = scrape(port)
+    assert sample_value(before, "hostnet_conntrack_entries", "hostnet_conntrack_entries",
+                        netns=ns.name) == 0
+    load_assured(ns, 500, timeout=120)
+    loaded = count(ns)
+    assert loaded >= 500
+    after = scrape(port)
+    assert sample_value(after, "hostnet_conntrack_entries", "hostnet_conntrack_entries",
+                        netns=ns.name) == loaded
+    ratio = sample_value(after, "hostnet_conntrack_usage_ratio",
+                         "hostnet_conntrack_usage_ratio", netns=ns.name)
+    limit = int(ns.sysctl("net.netfilter.nf_conntrack_max"))
+    assert ratio == pytest.approx(loaded / limit)
+    assert sample_value(after, "hostnet_conntrack_limit", "hostnet_conntrack_limit") == limit
+    # conntrack -R inserts over ctnetlink, which the kernel counts in `insert`
+    assert sample_value(after, "hostnet_conntrack_stat", "hostnet_conntrack_stat_total",
+                        netns=ns.name, counter="insert") >= 500
+    # the namespace we run in is reported too, and is not the test namespace
+    assert "initial" in {s.labels.get("netns") for s in
+                         after["hostnet_conntrack_entries"].samples}  # type: ignore[attr-defined]
+
+
+def test_node_exporter_names_and_types(exporter: tuple[int, Netns]) -> None:
+    port, _ns = exporter
+    families = scrape(port)
+    # node_exporter exposes every one of these as a gauge without _total
+    for name in ("node_nf_conntrack_entries", "node_nf_conntrack_entries_limit",
+                 *(f"node_nf_conntrack_stat_{s}" for s in NODE_STATS)):
+        assert families[name].type == "gauge", name  # type: ignore[attr-defined]
+        assert [s.name for s in families[name].samples] == [name]  # type: ignore[attr-defined]
+    assert families["hostnet_conntrack_stat"].type == "counter"  # type: ignore[attr-defined]
+    counters = {s.labels["counter"] for s in
+                families["hostnet_conntrack_stat"].samples}  # type: ignore[attr-defined]
+    # renamed columns appear under their current names on this kernel
+    assert {"drop", "early_drop", "insert_failed", "clash_resolve", "chaintoolong"} <= counters
+    assert "clashres" not in counters and "chainlength" not in counters
+    assert families["hostnet_scrape_duration_seconds"].type == "gauge"  # type: ignore[attr-defined]
+    assert families["hostnet_kernel_log_table_full_events"].type == "counter"  # type: ignore[attr-defined]
+    findings = {s.labels["severity"] for s in
+                families["hostnet_findings"].samples}  # type: ignore[attr-defined]
+    assert findings == {"error", "warning", "info"}
+
+
+def test_node_gauges_equal_the_stat_file_sum() -> None:
+    """node_nf_conntrack_stat_* are sums over the per-CPU rows (read the file ourselves)."""
+    from hostnet.exporter import families
+
+    text = Path("/proc/net/stat/nf_conntrack").read_text()
+    rows = [line.split() for line in text.splitlines()]
+    header, values = rows[0], rows[1:]
+    want = {h: sum(int(v[i], 16) for v in values) for i, h in enumerate(header)}
+    got = {f.name: f.samples[0].value for f in families([read_sample(Root("/"))])
+           if f.name.startswith("node_nf_conntrack_stat_")}
+    for name in ("found", "invalid", "insert", "drop", "early_drop", "search_restart"):
+        # counters only grow: the file was read first
+        assert got[f"node_nf_conntrack_stat_{name}"] >= want[name]
+
+
+def test_vanished_namespace_is_skipped(netns: Callable[..., Netns]) -> None:
+    ns = netns("gone")
+    name = ns.name
+    ns.close()
+    assert sample_namespace(name) is None
+    samples = sample_all(Targets((name,)))
+    assert [s.netns for s in samples] == [None]
+
+
+def test_server_thread_must_read_thread_self(netns: Callable[..., Netns]) -> None:
+    """setns moves one thread; /proc/net follows the main thread, /proc/thread-self/net
+    and /proc/sys follow the calling thread. A scrape runs in a server thread."""
+    ns = netns("thr")
+    enable_tracking(ns)
+    load_assured(ns, 77, timeout=120)
+    seen: dict[str, object] = {}
+
+    def body() -> None:
+        with entered(ns.name):
+            root = Root("/")
+            seen["proc_net"] = (root.read_text("proc/net/stat/nf_conntrack") or "").splitlines()
+            seen["sample"] = read_sample(root, ns.name)
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    sample = seen["sample"]
+    assert sample.entries == 77 and sample.counters.get("insert", 0) >= 77  # type: ignore[attr-defined]
+    main_thread_entries = int(seen["proc_net"][1].split()[0], 16)  # type: ignore[index]
+    own = int(Path("/proc/sys/net/netfilter/nf_conntrack_count").read_text())
+    assert main_thread_entries != 77 or own == 77  # /proc/net showed the main thread's table
+
+
+def test_traffic_grows_entries_but_not_new_or_insert(netns: Callable[..., Netns]) -> None:
+    """On this kernel `new` stays 0 and `insert` ignores connections confirmed from traffic,
+    so watch shows growth from `entries`, not from a counter."""
+    ns = netns("traffic")
+    enable_tracking(ns)
+    with entered(ns.name):
+        before = read_sample(Root("/"), ns.name)
+        for port in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"x", ("127.0.0.1", 20000 + port))
+        after = read_sample(Root("/"), ns.name)
+    assert (after.entries or 0) - (before.entries or 0) >= 20
+    assert after.counters.get("new", 0) == before.counters.get("new", 0) == 0
+    assert after.counters.get("insert", 0) == before.counters.get("insert", 0)
+
+
+def test_refuses_remote_listen_without_allow_remote() -> None:
+    proc = subprocess.run([HOSTNET, "exporter", "--listen", "0.0.0.0:9469"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "not a loopback address" in proc.stderr and "--allow-remote" in proc.stderr
+
+
+def test_unknown_namespace_is_a_clear_error() -> None:
+    proc = subprocess.run([HOSTNET, "exporter", "--listen", f"127.0.0.1:{free_port()}",
+                           "--netns", "hn-test-does-not-exist"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "hn-test-does-not-exist" in proc.stderr and "not found" in proc.stderr
+
+
+def test_busy_port_is_a_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run([HOSTNET, "exporter", "--listen", f"127.0.0.1:{port}"],
+                              capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
