@@ -141,9 +141,10 @@ def test_vanished_namespace_is_skipped(netns: Callable[..., Netns]) -> None:
     assert [s.netns for s in samples] == [None]
 
 
-def test_server_thread_must_read_thread_self(netns: Callable[..., Netns]) -> None:
+def test_server_thread_reads_its_own_namespace(netns: Callable[..., Netns]) -> None:
     """setns moves one thread; /proc/net follows the main thread, /proc/thread-self/net
-    and /proc/sys follow the calling thread. A scrape runs in a server thread."""
+    and /proc/sys follow the calling thread. A scrape runs in a server thread, and Root
+    reads proc/net through thread-self, so it sees the namespace the thread entered."""
     ns = netns("thr")
     enable_tracking(ns)
     load_assured(ns, 77, timeout=120)
@@ -152,7 +153,8 @@ def test_server_thread_must_read_thread_self(netns: Callable[..., Netns]) -> Non
     def body() -> None:
         with entered(ns.name):
             root = Root("/")
-            seen["proc_net"] = (root.read_text("proc/net/stat/nf_conntrack") or "").splitlines()
+            seen["root_proc_net"] = (root.read_text("proc/net/stat/nf_conntrack") or "").splitlines()
+            seen["raw_proc_net"] = Path("/proc/net/stat/nf_conntrack").read_text().splitlines()
             seen["sample"] = read_sample(root, ns.name)
 
     t = threading.Thread(target=body)
@@ -160,9 +162,10 @@ def test_server_thread_must_read_thread_self(netns: Callable[..., Netns]) -> Non
     t.join()
     sample = seen["sample"]
     assert sample.entries == 77 and sample.counters.get("insert", 0) >= 77  # type: ignore[attr-defined]
-    main_thread_entries = int(seen["proc_net"][1].split()[0], 16)  # type: ignore[index]
+    assert int(seen["root_proc_net"][1].split()[0], 16) == 77  # type: ignore[index]
+    raw_entries = int(seen["raw_proc_net"][1].split()[0], 16)  # type: ignore[index]
     own = int(Path("/proc/sys/net/netfilter/nf_conntrack_count").read_text())
-    assert main_thread_entries != 77 or own == 77  # /proc/net showed the main thread's table
+    assert raw_entries != 77 or own == 77  # plain /proc/net showed the main thread's table
 
 
 def test_traffic_grows_entries_but_not_new_or_insert(netns: Callable[..., Netns]) -> None:
