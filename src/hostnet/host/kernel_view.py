@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 
 from hostnet.host.root import Root
+from hostnet.sysctl.keys import key_to_path
 
 #: Where modules loaded at boot are listed (modules-load.d(5) plus Debian's /etc/modules).
 MODULES_LOAD_DIRS = (
@@ -22,24 +25,30 @@ class RootKernelView:
         self._keys: list[str] | None = None
         self._boot: frozenset[str] | None = None
         self._has_proc = root.exists("proc/sys/kernel")
-        self._exists: dict[str, bool] = {}
-        self._writable: dict[str, bool | None] = {}
+        self._modes: dict[str, int | None] = {}
         self._value: dict[str, str | None] = {}
+
+    def _mode(self, key: str) -> int | None:
+        """st_mode of the key's file (one stat per key, cached); None when missing."""
+        if key not in self._modes:
+            try:
+                st = os.stat(self.root.file("proc/sys/" + key_to_path(key)))
+            except OSError:
+                self._modes[key] = None
+            else:
+                self._modes[key] = st.st_mode if stat.S_ISREG(st.st_mode) else None
+        return self._modes[key]
 
     def exists(self, key: str) -> bool | None:
         if not self._has_proc:
             return None
-        hit = self._exists.get(key)
-        if hit is None:
-            hit = self._exists[key] = self.root.sysctl_exists(key)
-        return hit
+        return self._mode(key) is not None
 
     def writable(self, key: str) -> bool | None:
         if not self._has_proc:
             return None
-        if key not in self._writable:
-            self._writable[key] = self.root.sysctl_writable(key)
-        return self._writable[key]
+        mode = self._mode(key)
+        return None if mode is None else bool(mode & 0o222)
 
     def value(self, key: str) -> str | None:
         if not self._has_proc:

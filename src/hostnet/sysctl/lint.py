@@ -110,6 +110,8 @@ class _Linter:
         self._exists: dict[str, bool | None] = {}
         self._file: ParsedFile | None = None
         self._guesses: dict[str, str | None] = {}
+        self._offline: dict[str, str | None] = {}
+        self._parents: dict[str, list[str]] | None = None
 
     # -- helpers --------------------------------------------------------------------------
     def emit(
@@ -271,7 +273,8 @@ class _Linter:
                 **loc,  # type: ignore[arg-type]
             )
             return
-        current = self.kernel.value(key) if exists else None
+        # the running value tells the shape of keys the catalogue does not describe
+        current = self.kernel.value(key) if exists and spec is None else None
         for problem in check_value(spec, a.value, current):
             severity = problem.severity
             if (
@@ -475,11 +478,9 @@ class _Linter:
 
     def check_unknown_offline(self, a: Assignment) -> None:
         """Without a kernel to ask, flag only keys that are near-misses of catalogue keys."""
-        cat_keys = self.cat.concrete_keys()
-        guess = self.recover_glued(a.key)
-        if guess is None:
-            close = difflib.get_close_matches(a.key, cat_keys, n=1, cutoff=0.9)
-            guess = close[0] if close else None
+        if a.key not in self._offline:
+            self._offline[a.key] = self._offline_guess(a.key)
+        guess = self._offline[a.key]
         if guess is None or guess == a.key:
             return
         line = self.replace_key(a, guess)
@@ -495,6 +496,24 @@ class _Linter:
             edit=(line,),
             severity=Severity.WARNING,
         )
+
+    def _offline_guess(self, key: str) -> str | None:
+        guess = self.recover_glued(key)
+        if guess is not None:
+            return guess
+        parent = key.rpartition(".")[0]
+        siblings = self._by_parent().get(parent)
+        if not siblings:
+            return None
+        close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.9)
+        return close[0] if close else None
+
+    def _by_parent(self) -> dict[str, list[str]]:
+        if self._parents is None:
+            self._parents = {}
+            for k in self.cat.concrete_keys():
+                self._parents.setdefault(k.rpartition(".")[0], []).append(k)
+        return self._parents
 
     def module_of(self, key: str) -> str | None:
         for prefix, module in MODULE_PREFIXES.items():
