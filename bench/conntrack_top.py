@@ -25,22 +25,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-from tests.helpers.conntrack import TRACK_RULESET, assured_lines  # noqa: E402
+from _conntrack import load_entries, raised_global_max, require_root_tools  # noqa: E402
+from tests.helpers.conntrack import TRACK_RULESET  # noqa: E402
 
-MAX_KEY = "/proc/sys/net/netfilter/nf_conntrack_max"
 HOSTNET = str(Path(sys.executable).with_name("hostnet"))
 
 
@@ -93,33 +93,20 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pyroute2", action="store_true", help="also time a pyroute2 dump (slow)")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root (namespaces, conntrack -R)")
-    for tool in ("ip", "nft", "conntrack"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found")
-
+    require_root_tools()
     ns = f"hn-bench-ct-{uuid.uuid4().hex[:8]}"
-    old_max = Path(MAX_KEY).read_text().strip()
-    want_max = max(int(old_max), int(args.entries * 1.1))
     rows: list[dict[str, float | str]] = []
     subprocess.run(["ip", "netns", "add", ns], check=True)
+    stack = ExitStack()
     try:
-        Path(MAX_KEY).write_text(str(want_max))
-        print(f"global nf_conntrack_max {old_max} -> {want_max} (restored at the end)")
+        stack.enter_context(raised_global_max(args.entries))
         nsx = ["ip", "netns", "exec", ns]
         subprocess.run([*nsx, "nft", "-f", "-"], input=TRACK_RULESET, text=True, check=True)
-        with tempfile.NamedTemporaryFile("w", suffix=".ct", delete=False) as fh:
-            fh.write(assured_lines(args.entries, timeout=7200, src_net="198.51.100.0/27"))
-            load = fh.name
-        t0 = time.perf_counter()
-        subprocess.run([*nsx, "conntrack", "-R", load], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.unlink(load)
+        took = load_entries(nsx, args.entries)
         count = int(subprocess.run(
             [*nsx, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"],
             capture_output=True, text=True, check=True).stdout)
-        print(f"loaded {count} entries in {time.perf_counter() - t0:.1f} s "
+        print(f"loaded {count} entries in {took:.1f} s "
               f"(kernel {os.uname().release}, {os.cpu_count()} CPUs)", flush=True)
         r = args.repeat
         pipeline = "conntrack -L 2>/dev/null | awk '{print $5}' | sort | uniq -c | sort -rn"
@@ -152,8 +139,7 @@ def main() -> int:
                                 [py, "-c", snippet, ns], 1))
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
-        Path(MAX_KEY).write_text(old_max)
-        print(f"global nf_conntrack_max restored to {Path(MAX_KEY).read_text().strip()}")
+        stack.close()
 
     by = {str(row["label"]): row for row in rows}
     raw = float(by["cat /proc/net/nf_conntrack"]["median"])

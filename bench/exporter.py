@@ -20,32 +20,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-from tests.helpers.conntrack import TRACK_RULESET, assured_lines  # noqa: E402
+from _conntrack import load_entries, raised_global_max, require_root_tools  # noqa: E402
+from tests.helpers.conntrack import TRACK_RULESET  # noqa: E402
+from tests.helpers.netns import free_port  # noqa: E402
 
-MAX_KEY = "/proc/sys/net/netfilter/nf_conntrack_max"
 HOSTNET = str(Path(sys.executable).with_name("hostnet"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def scrape(url: str) -> str:
@@ -92,21 +84,16 @@ def main() -> int:
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--scrapes", type=int, default=200)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root (namespaces, conntrack -R)")
-    for tool in ("ip", "nft", "conntrack"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found")
+    require_root_tools()
 
     ns = f"hn-bench-exp-{uuid.uuid4().hex[:8]}"
     nsx = ["ip", "netns", "exec", ns]
-    old_max = Path(MAX_KEY).read_text().strip()
-    want_max = max(int(old_max), int(args.entries * 1.1))
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
     results: list[tuple[str, dict[str, float]]] = []
     proc: subprocess.Popen[bytes] | None = None
     subprocess.run(["ip", "netns", "add", ns], check=True)
+    stack = ExitStack()
     try:
         subprocess.run([*nsx, "nft", "-f", "-"], input=TRACK_RULESET.encode(), check=True)
         proc = subprocess.Popen([HOSTNET, "exporter", "--listen", f"127.0.0.1:{port}",
@@ -122,16 +109,9 @@ def main() -> int:
                 time.sleep(0.2)
         results.append(("empty table", measure(url, ns, args.scrapes)))
 
-        Path(MAX_KEY).write_text(str(want_max))
-        print(f"global nf_conntrack_max {old_max} -> {want_max} (restored at the end)")
-        with tempfile.NamedTemporaryFile("w", suffix=".ct", delete=False) as fh:
-            fh.write(assured_lines(args.entries, timeout=7200, src_net="198.51.100.0/27"))
-            load = fh.name
-        t0 = time.perf_counter()
-        subprocess.run([*nsx, "conntrack", "-R", load], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.unlink(load)
-        print(f"loaded entries in {time.perf_counter() - t0:.1f} s "
+        stack.enter_context(raised_global_max(args.entries))
+        took = load_entries(nsx, args.entries)
+        print(f"loaded entries in {took:.1f} s "
               f"(kernel {os.uname().release}, {os.cpu_count()} CPUs)", flush=True)
         results.append(("full table", measure(url, ns, args.scrapes)))
         t0 = time.perf_counter()
@@ -142,8 +122,7 @@ def main() -> int:
             proc.terminate()
             proc.wait(timeout=10)
         subprocess.run(["ip", "netns", "del", ns], check=False)
-        Path(MAX_KEY).write_text(old_max)
-        print(f"global nf_conntrack_max restored to {Path(MAX_KEY).read_text().strip()}")
+        stack.close()
 
     print(f"\n{args.scrapes} scrapes each, one namespace plus the initial one\n")
     print("| table | entries | scrape wall median ms | p95 | max | collector median ms |")

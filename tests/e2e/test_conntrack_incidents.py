@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.conntrack import enable_tracking, load_assured
+from tests.helpers.conntrack import enable_tracking, load_assured, load_lines
 from tests.helpers.netns import Netns, link
 
 pytestmark = pytest.mark.skipif(shutil.which("conntrack") is None, reason="needs conntrack")
@@ -69,13 +67,7 @@ def load_udp_unreplied(ns: Netns, count: int, expire: int) -> None:
         src, j = hosts[i // per], i % per
         lines.append(f"-I -s {src} -d 203.0.113.{1 + j // ports} -p udp --sport "
                      f"{1024 + j % ports} --dport 53 -t {expire}")
-    with tempfile.NamedTemporaryFile("w", suffix=".ct", delete=False) as fh:
-        fh.write("\n".join(lines) + "\n")
-        path = fh.name
-    try:
-        ns.run(["conntrack", "-R", path], check=False, timeout=300)
-    finally:
-        os.unlink(path)
+    load_lines(ns, "\n".join(lines) + "\n")
 
 
 def expiry(limit: int) -> int:
@@ -87,33 +79,16 @@ def expiry(limit: int) -> int:
 
 
 def diagnose(ns: Netns, state_dir: Path) -> dict[str, Any]:
-    """Run the doctor on ``ns``: the CLI once it exists, else the CT checks through a
-    Context inside the namespace. Returns {"findings": [...], "facts": {...}, "exit": n}."""
-    doctor = Path(__file__).resolve().parents[2] / "src/hostnet/cli/doctor.py"
-    if doctor.exists() and os.environ.get("HOSTNET_CT_E2E_DIRECT") != "1":
-        proc = subprocess.run(
-            [sys.executable, "-m", "hostnet", "doctor", "--netns", ns.name, "--format", "json",
-             "--state-dir", str(state_dir)],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-        if proc.returncode != 2 and proc.stdout.strip().startswith("{"):
-            data = json.loads(proc.stdout)
-            data["exit"] = proc.returncode
-            data.setdefault("facts", {})
-            return data
-    from hostnet.checks import conntrack as ct
-    from hostnet.checks.context import Context
-    from hostnet.findings import normalize, worst
-    from hostnet.host.netns import entered
-    from hostnet.host.root import Root
-
-    ct._LOG_CACHE.clear()
-    with entered(ns.name):
-        ctx = Context(Root("/"), role="server", netns=ns.name, state_dir=state_dir)
-        findings = normalize(f for check in ct.CHECKS for f in check(ctx))
-    level = worst(findings)
-    return {"findings": [f.to_dict() for f in findings], "facts": ctx.facts,
-            "exit": 1 if level is not None and level.name == "ERROR" else 0}
+    """Run ``hostnet doctor --netns`` on ``ns``; the JSON report plus its exit code."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "hostnet", "doctor", "--netns", ns.name, "--format", "json",
+         "--state-dir", str(state_dir)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    data["exit"] = proc.returncode
+    return data
 
 
 def by_code(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -112,3 +113,11 @@ def sweep() -> list[str]:
         ns.name, ns.procs = name, []
         ns.close()
     return left
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for servers started by tests and benchmarks)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -18,16 +18,9 @@ from hostnet.exporter import NODE_STATS, Targets, read_sample, sample_all, sampl
 from hostnet.host.netns import entered
 from hostnet.host.root import Root
 from tests.helpers.conntrack import count, enable_tracking, load_assured
-from tests.helpers.netns import Netns
+from tests.helpers.netns import Netns, free_port
 
 HOSTNET = str(Path(sys.executable).with_name("hostnet"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def scrape(port: int) -> dict[str, object]:

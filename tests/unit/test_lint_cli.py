@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from pathlib import Path
@@ -11,9 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import hostnet.rules
 from hostnet.cli.main import cli
-from hostnet.findings import Rule
 from hostnet.sysctl import rules as R
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -103,19 +100,7 @@ def test_json_schema() -> None:
     )  # fmt: skip
 
 
-def _tolerant_all_rules() -> dict[str, Rule]:
-    found: dict[str, Rule] = {}
-    for name in hostnet.rules.RULE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:  # families other engineers are still writing
-            continue
-        found.update({v.code: v for v in vars(module).values() if isinstance(v, Rule)})
-    return found
-
-
-def test_sarif_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hostnet.rules, "all_rules", _tolerant_all_rules)
+def test_sarif_shape() -> None:
     code, out = run("--no-kernel", "--format", "sarif", str(SYSCTL / "every-class.conf"))
     doc = json.loads(out)
     assert code == 1 and doc["version"] == "2.1.0" and "sarif" in doc["$schema"]
