@@ -35,8 +35,9 @@ $(BIN)/hostnet: pyproject.toml
 
 venv: $(BIN)/hostnet
 
+# Findings (exit 1) are the report doing its job, not a failure of make.
 run: deps venv
-	$(BIN)/hostnet doctor
+	$(BIN)/hostnet doctor || [ $$? -eq 1 ]
 
 check: venv
 	$(BIN)/ruff check src tests bench

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from hostnet.cli.conntrack import SUBCOMMANDS
 from hostnet.cli.main import COMMANDS, cli
 from hostnet.rules import all_rules, rule_doc
 
@@ -43,6 +44,13 @@ def test_every_command_in_readme_and_help() -> None:
     for name in COMMANDS:
         assert name in result.output
         assert f"hostnet {name}" in readme, f"README does not document 'hostnet {name}'"
+    sub = CliRunner().invoke(cli, ["conntrack", "--help"])
+    assert sub.exit_code == 0
+    for name in SUBCOMMANDS:
+        assert name in sub.output
+        assert f"hostnet conntrack {name}" in readme, f"README lacks 'hostnet conntrack {name}'"
+        help_ = CliRunner().invoke(cli, ["conntrack", name, "--help"])
+        assert help_.exit_code == 0 and "Usage:" in help_.output, help_.output
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
