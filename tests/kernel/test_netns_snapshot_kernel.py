@@ -108,3 +108,23 @@ def test_root_reads_proc_net_of_the_thread(netns: Callable[..., Netns]) -> None:
     assert seen["dev"] is not None
     names = [line.split(":")[0].strip() for line in seen["dev"].splitlines()[2:]]
     assert names == ["lo"]
+
+
+def test_lint_netns_checks_that_namespace_keys(
+    netns: Callable[..., Netns], tmp_path: Path
+) -> None:
+    """Per-interface keys exist per namespace: an interface that only the namespace has is
+    'missing' (SC120) on the host and fine with --netns."""
+    from tests.helpers.netns import link
+
+    a, b = netns("linta"), netns("lintb")
+    link(a, b, "192.0.2.1/24", "192.0.2.2/24", name_a="hnlint0", name_b="hnlint0")
+    conf = tmp_path / "90-if.conf"
+    conf.write_text("net.ipv4.conf.hnlint0.rp_filter = 2\n")
+    run = [sys.executable, "-m", "hostnet", "lint", "--format", "json", str(conf)]
+    host = subprocess.run(run, capture_output=True, text=True, check=False)
+    inside = subprocess.run([*run, "--netns", a.name], capture_output=True, text=True,
+                            check=False)
+    assert [f["code"] for f in json.loads(host.stdout)["findings"]] == ["SC120"]
+    assert json.loads(inside.stdout)["findings"] == [], inside.stdout
+    assert inside.returncode == 0

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hostnet.cli.common import format_option, open_root, root_option, use_colour
+from hostnet.cli.common import format_option, netns_option, open_root, root_option, use_colour
 from hostnet.errors import InputError, UsageError
 from hostnet.findings import Severity
 from hostnet.render.findings import FORMATS, render
@@ -16,6 +16,7 @@ from hostnet.render.findings import FORMATS, render
 @click.argument("paths", nargs=-1, metavar="[PATH ...]")
 @click.option("--system", is_flag=True, help="Lint every file read at boot, in precedence order.")
 @root_option
+@netns_option
 @format_option(*FORMATS)
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--fix", "do_fix", is_flag=True, help="Write corrected files (stdin: to stdout).")
@@ -27,6 +28,7 @@ def lint(
     paths: tuple[str, ...],
     system: bool,
     root_path: str | None,
+    netns: str | None,
     fmt: str,
     strict: bool,
     do_fix: bool,
@@ -40,6 +42,9 @@ def lint(
     /etc/sysctl.conf, in the order they are applied. Exit 0: no errors (with --strict: no
     warnings either); 1: findings; 2: bad usage or unreadable input.
 
+    Keys are checked against the running kernel (or the --root snapshot); with --netns,
+    against that namespace's keys, which differ for per-namespace settings.
+
     Silence one finding with '# hostnet: ignore[SC104]' on its line or the line above.
     """
     from hostnet.host.kernel_view import RootKernelView
@@ -51,7 +56,7 @@ def lint(
         raise UsageError("nothing to lint", hint="give files, '-' for stdin, or --system")
     if do_fix and do_diff:
         raise UsageError("--fix and --diff do not go together", hint="use one of them")
-    with open_root(root_path) as root:
+    with open_root(root_path, netns) as root:
         parsed: list[ParsedFile] = []
         texts: dict[str, str] = {}
         notes: list[FileNote] = []
