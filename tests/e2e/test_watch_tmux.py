@@ -43,9 +43,9 @@ def wait_for(session: str, test: Callable[[str], bool], timeout: float = 20) -> 
     raise AssertionError(f"screen never matched; last screen:\n{screen}")
 
 
-def test_watch_shows_namespace_usage_and_quits_on_q(netns: Callable[..., Netns]) -> None:
-    ns = netns("watch")
-    enable_tracking(ns)
+def start_watch(ns: Netns) -> str:
+    """A detached 80x24 tmux session at a shell prompt, running ``hostnet watch`` on ``ns``;
+    the caller kills the session."""
     session = f"hn-test-watch-{uuid.uuid4().hex[:8]}"
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", "bash --norc --noprofile")
     try:
@@ -53,6 +53,17 @@ def test_watch_shows_namespace_usage_and_quits_on_q(netns: Callable[..., Netns])
         wait_for(session, lambda s: "READY$" in s)
         tmux("send-keys", "-t", session,
              f"{HOSTNET} watch --netns {ns.name} --interval 0.5", "Enter")
+    except BaseException:
+        tmux("kill-session", "-t", session, check=False)
+        raise
+    return session
+
+
+def test_watch_shows_namespace_usage_and_quits_on_q(netns: Callable[..., Netns]) -> None:
+    ns = netns("watch")
+    enable_tracking(ns)
+    session = start_watch(ns)
+    try:
         wait_for(session, lambda s: "conntrack  every" in s and ns.name[:15] in s)
         load_assured(ns, 3000, timeout=120)
         loaded = count(ns)
@@ -83,13 +94,8 @@ def test_watch_shows_namespace_usage_and_quits_on_q(netns: Callable[..., Netns])
 
 def test_watch_leaves_cleanly_on_ctrl_c(netns: Callable[..., Netns]) -> None:
     ns = netns("watchc")
-    session = f"hn-test-watch-{uuid.uuid4().hex[:8]}"
-    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", "bash --norc --noprofile")
+    session = start_watch(ns)
     try:
-        tmux("send-keys", "-t", session, "PS1='READY$ '", "Enter")
-        wait_for(session, lambda s: "READY$" in s)
-        tmux("send-keys", "-t", session,
-             f"{HOSTNET} watch --netns {ns.name} --interval 0.5", "Enter")
         wait_for(session, lambda s: "conntrack  every" in s)
         tmux("send-keys", "-t", session, "C-c")
         wait_for(session, lambda s: "conntrack  every" not in s and s.rstrip().endswith("READY$"),

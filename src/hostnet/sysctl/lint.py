@@ -203,7 +203,6 @@ class _Linter:
     # -- per assignment -------------------------------------------------------------------
     def check_assignment(self, a: Assignment, comment_above: str | None) -> None:
         key = a.key
-        loc = {"column": a.column, "key": key}
         if not a.value:
             self.emit(
                 R.EMPTY_VALUE,
@@ -212,7 +211,8 @@ class _Linter:
                 f"'{a.raw_key} =' has no value: systemd-sysctl writes an empty string (the "
                 "kernel rejects it for numbers) and procps reports invalid syntax",
                 suggestion=f"remove the line or give {key} a value",
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         if a.is_glob:
@@ -235,7 +235,8 @@ class _Linter:
                 "name, so write it with '/' (or use the path form with '/' separators)",
                 suggestion=f"{dotted} = {a.value}",
                 edit=(self.replace_key(a, dotted),),
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         exists = self.exists(key)
@@ -253,7 +254,8 @@ class _Linter:
                 f"{spec.description}",
                 suggestion="remove the line",
                 edit=(f"# {a_text(a)}  # hostnet: no effect",),
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         writable = self.kernel.writable(key) if exists else None
@@ -270,7 +272,8 @@ class _Linter:
                 f"{key} is read-only ({what}); writing it always fails",
                 suggestion="remove the line",
                 edit=(f"# {a_text(a)}  # hostnet: read-only key",),
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         # the running value tells the shape of keys the catalogue does not describe
@@ -380,7 +383,6 @@ class _Linter:
 
     def check_missing(self, a: Assignment, spec: KeySpec | None, comment_above: str | None) -> None:
         key = a.key
-        loc = {"column": a.column, "key": key}
         iface = interface_of(key)
         if iface is not None and iface not in IFACE_SPECIAL:
             leaf_known = self.is_known(key.replace(f".{iface}.", ".all.", 1))
@@ -394,7 +396,8 @@ class _Linter:
                     "only if the interface is there when systemd-sysctl runs (systemd's udev "
                     "rule re-applies per-interface keys when it appears)",
                     evidence={"interfaces": list(have) if have is not None else None},
-                    **loc,  # type: ignore[arg-type]
+                    column=a.column,
+                    key=key,
                 )
                 return
         if spec is not None:
@@ -405,7 +408,8 @@ class _Linter:
                 a.path,
                 a.line,
                 f"{key} does not exist on this kernel{where}; it is valid on others",
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         module = self.module_of(key)
@@ -415,7 +419,8 @@ class _Linter:
                 a.path,
                 a.line,
                 f"{key} does not exist now; it appears when the {module} module is loaded",
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         # unknown: junk glued on, split across lines, or a typo
@@ -436,7 +441,8 @@ class _Linter:
                         "on the line above, so neither line sets anything",
                         suggestion=line,
                         edit=(line,),
-                        **loc,  # type: ignore[arg-type]
+                        column=a.column,
+                        key=key,
                     )
                     return
         if glued is not None:
@@ -449,7 +455,8 @@ class _Linter:
                 "glued in front",
                 suggestion=line,
                 edit=(line,),
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         guess = self.did_you_mean(key)
@@ -462,7 +469,8 @@ class _Linter:
                 f"unknown key '{key}'; did you mean {guess}?",
                 suggestion=line,
                 edit=(line,),
-                **loc,  # type: ignore[arg-type]
+                column=a.column,
+                key=key,
             )
             return
         self.emit(
@@ -473,7 +481,8 @@ class _Linter:
             "key hostnet knows from other kernels",
             suggestion="check the spelling against 'sysctl -a'",
             edit=("# hostnet: SC103 unknown key, left unchanged", a_text(a)),
-            **loc,  # type: ignore[arg-type]
+            column=a.column,
+            key=key,
         )
 
     def check_unknown_offline(self, a: Assignment) -> None:
