@@ -22,8 +22,8 @@ HOSTNET = str(Path(sys.executable).with_name("hostnet"))
 
 
 def keys_read() -> list[str]:
-    from hostnet.checks.runner import check_namespace
     from hostnet.host.root import Root, SysctlRead
+    from hostnet.service.doctor import run
 
     seen: list[str] = []
 
@@ -32,12 +32,12 @@ def keys_read() -> list[str]:
             seen.append(key)
             return super().sysctl(key)
 
-    check_namespace(Recording("/"), composition=False)
+    run(Recording("/"), composition=False)
     return sorted(set(seen))
 
 
 def library_time(runs: int = 11) -> float:
-    from hostnet.checks.runner import run
+    from hostnet.service.doctor import run
 
     samples = []
     for i in range(runs + 1):

@@ -37,9 +37,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostnet.conntrack.stats import ALIASES, ConntrackStats, StatsFormatError, parse_stats
+from hostnet.conntrack.stats import StatsFormatError, parse_stats
 from hostnet.errors import HostnetError, NamespaceError, UsageError
 from hostnet.host.root import Root
+from hostnet.model.conntrack import ALIASES, ConntrackStats
 
 DEFAULT_LISTEN = "127.0.0.1:9469"
 INITIAL = "initial"
@@ -103,7 +104,7 @@ def read_stats(root: Root) -> ConntrackStats | None:
     out = root.command_output("conntrack-S", ["conntrack", "-S"], timeout=5)
     if out is None:
         return None
-    from hostnet.checks.conntrack import parse_conntrack_s
+    from hostnet.conntrack.stats import parse_conntrack_s
 
     try:
         return parse_conntrack_s(out)
@@ -169,7 +170,7 @@ def sample_all(targets: Targets) -> list[TableSample]:
 def doctor_summary(netns: Sequence[str | None]) -> dict[str, int]:
     """Findings per severity from doctor's cheap checks over ``netns`` (must run on the main
     thread: the checks read /proc/net)."""
-    from hostnet.checks.runner import run
+    from hostnet.service.doctor import run
 
     report = run(netns=list(netns), composition=False, skip_denied=True)
     counts = dict.fromkeys(SEVERITIES, 0)

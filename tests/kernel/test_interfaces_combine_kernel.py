@@ -24,19 +24,17 @@ from collections.abc import Callable
 
 import pytest
 
-from hostnet.checks.context import Context
-from hostnet.checks.interfaces import ConfTable
-from hostnet.checks.roles import conf_table
-from hostnet.host.netns import entered
+from hostnet.checks.interfaces import ConfTable, conf_table
 from hostnet.host.root import Root
+from hostnet.observe import Want, observe
 from tests.helpers.netns import Netns, link
 
 LEAVES = ["rp_filter", "accept_redirects", "secure_redirects", "shared_media", "forwarding"]
 
 
 def read_conf(ns: Netns) -> ConfTable:
-    with entered(ns.name):
-        return conf_table(Context(Root("/")), "ipv4", LEAVES)
+    host = observe(Root("/"), netns=[ns.name], want=Want(composition=False, log=False))
+    return conf_table(host.namespaces[0], "ipv4", LEAVES)
 
 
 def set_conf(ns: Netns, iface: str, leaf: str, value: int) -> None:

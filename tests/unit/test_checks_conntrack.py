@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from hostnet.checks import conntrack as ct
-from hostnet.checks.context import Context
 from hostnet.conntrack.logscan import scan_text, summarise
-from hostnet.conntrack.stats import ConntrackStats
+from hostnet.conntrack.stats import ConntrackStats, parse_conntrack_s
 from hostnet.findings import Finding, Severity
-from hostnet.host.root import Root
+from hostnet.model.conntrack import counter_rates
 from hostnet.rules import rule_doc
+from hostnet.service.doctor import keep_history
 from hostnet.state import history
+from tests.helpers.state import host_state, run_checks
 
 ROOTS = Path(__file__).resolve().parents[1] / "fixtures" / "roots"
 
 
-def run(root: str, **kw: Any) -> tuple[dict[str, Finding], Context]:
-    ct._LOG_CACHE.clear()
-    ctx = Context(Root(ROOTS / root), **kw)
+def run(root: str, role: str | None = None, **kw: Any) -> tuple[dict[str, Finding], Any]:
+    findings, facts = run_checks(ct.CHECKS, root, role, **kw)
+    if kw.get("state_dir") is not None:
+        keep_history(host_state(root, **kw), kw["state_dir"])
     found: dict[str, Finding] = {}
-    for check in ct.CHECKS:
-        for f in check(ctx):
-            found.setdefault(f.code, f)
-    return found, ctx
+    for f in findings:
+        found.setdefault(f.code, f)
+    return found, SimpleNamespace(facts=facts)
 
 
 def obs(**kw: Any) -> ct.Observation:
@@ -133,9 +135,10 @@ def test_history_ignores_other_namespace_and_resets(tmp_path: Path) -> None:
     history.save(tmp_path, "a", history.Reading(1.0, 10, {"drop": 5}, 10, 1.0, inode=11))
     assert history.load(tmp_path, "a", inode=12) is None
     assert history.load(tmp_path, "a", inode=11) is not None
-    prev = history.Reading(1.0, 10, {"drop": 5})
-    assert history.rates(prev, history.Reading(11.0, 10, {"drop": 2})) is None  # reset
-    assert history.rates(prev, history.Reading(11.0, 10, {"drop": 25})) == {"drop": 2.0}
+    # a counter that went down was reset: its new value is the increase (as Prometheus does)
+    assert counter_rates({"drop": 5}, {"drop": 2}, 10.0) == {"drop": 0.2}
+    assert counter_rates({"drop": 5}, {"drop": 25}, 10.0) == {"drop": 2.0}
+    assert counter_rates({"drop": 5}, {"drop": 25}, 0.0) == {}
     (tmp_path / "conntrack-b.json").write_text("{not json")
     assert history.load(tmp_path, "b") is None
 
@@ -213,7 +216,7 @@ def test_log_findings_per_namespace() -> None:
 
 
 def test_parse_conntrack_S() -> None:
-    s = ct.parse_conntrack_s("cpu=0 found=1 drop=2 chaintoolong=1\ncpu=1 found=3 drop=4\n")
+    s = parse_conntrack_s("cpu=0 found=1 drop=2 chaintoolong=1\ncpu=1 found=3 drop=4\n")
     assert s.cpus == 2 and s.get("drop") == 6 and s.get("chaintoolong") == 1
     with pytest.raises(ValueError):
-        ct.parse_conntrack_s("nothing useful")
+        parse_conntrack_s("nothing useful")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostnet.checks import hardening as hd
-from hostnet.checks.context import Context
 from hostnet.checks.interfaces import table_from_mapping
 from hostnet.findings import Finding
-from hostnet.host.root import Root
+from tests.helpers.state import run_checks
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
 
@@ -94,11 +93,10 @@ def test_log_martians_or() -> None:
 
 
 def _run(tree: str, role: str) -> dict[str, Finding]:
-    ctx = Context(Root(FIX / tree), role=role)
+    found, _ = run_checks(hd.CHECKS, FIX / tree, role)
     out: dict[str, Finding] = {}
-    for check in hd.CHECKS:
-        for f in check(ctx):
-            out.setdefault(f.code, f)
+    for f in found:
+        out.setdefault(f.code, f)
     return out
 
 

@@ -7,7 +7,6 @@ import itertools
 import pytest
 
 from hostnet.checks.interfaces import (
-    COMBINE,
     ConfTable,
     combine,
     conf_key,
@@ -20,31 +19,36 @@ from hostnet.checks.interfaces import (
 @pytest.mark.parametrize("leaf", ["rp_filter", "arp_ignore", "arp_announce"])
 def test_max_keys(leaf: str) -> None:
     for a, i in itertools.product(range(3), range(3)):
-        assert combine(leaf, a, i) == max(a, i)
+        assert combine(rule_for(leaf), a, i) == max(a, i)
 
 
 @pytest.mark.parametrize("leaf", ["log_martians", "proxy_arp", "send_redirects",
                                   "secure_redirects", "accept_local"])
 def test_or_keys(leaf: str) -> None:
-    assert [combine(leaf, a, i) for a, i in itertools.product((0, 1), (0, 1))] == [0, 1, 1, 1]
+    assert [combine(rule_for(leaf), a, i) for a, i in itertools.product((0, 1), (0, 1))] == [0, 1, 1, 1]
 
 
 @pytest.mark.parametrize("leaf", ["accept_source_route", "bootp_relay", "mc_forwarding"])
 def test_and_keys(leaf: str) -> None:
-    assert [combine(leaf, a, i) for a, i in itertools.product((0, 1), (0, 1))] == [0, 0, 0, 1]
+    assert [combine(rule_for(leaf), a, i) for a, i in itertools.product((0, 1), (0, 1))] == [0, 0, 0, 1]
 
 
 def test_accept_redirects_depends_on_interface_forwarding() -> None:
     table = [(a, i) for a, i in itertools.product((0, 1), (0, 1))]
-    assert [combine("accept_redirects", a, i, iface_forwarding=1) for a, i in table] == [0, 0, 0, 1]
-    assert [combine("accept_redirects", a, i, iface_forwarding=0) for a, i in table] == [0, 1, 1, 1]
+    assert [combine(rule_for("accept_redirects"), a, i, iface_forwarding=1) for a, i in table] == [0, 0, 0, 1]
+    assert [combine(rule_for("accept_redirects"), a, i, iface_forwarding=0) for a, i in table] == [0, 1, 1, 1]
 
 
 def test_forwarding_and_unknown_keys_use_the_interface_value() -> None:
     assert rule_for("forwarding") == "iface"
-    assert combine("forwarding", 1, 0) == 0
-    assert combine("mtu_whatever", 5, 7) == 7
-    assert set(COMBINE.values()) <= {"max", "or", "and", "and-if-forwarding"}
+    assert combine(rule_for("forwarding"), 1, 0) == 0
+    assert combine(rule_for("mtu_whatever"), 5, 7) == 7
+
+
+def test_combine_rules_come_from_the_catalogue() -> None:
+    # arp_accept became IN_DEV_MAXCONF when it gained the value 2 (include/linux/inetdevice.h)
+    assert rule_for("arp_accept") == "max"
+    assert rule_for("src_valid_mark") == "or"
 
 
 def test_conf_key_turns_dots_in_names_into_slashes() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostnet.checks import ipv6 as v6
-from hostnet.checks.context import Context
 from hostnet.checks.interfaces import ConfTable, table_from_mapping
-from hostnet.host.root import Root
+from hostnet.observe.parse_net import parse_ipv6_route
+from tests.helpers.state import run_checks
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
 Z = "0" * 32
@@ -18,7 +18,7 @@ def test_parse_ipv6_route() -> None:
             f"{Z} 00 {Z} 00 {Z} ffffffff 1 0 00200200 lo\n"
             f"20010db8000000000000000000000000 40 {Z} 00 {Z} 00000100 1 0 00000001 eth0\n"
             f"{Z} 00 {Z} 00 fe800000000000000000000000000001 00000400 1 0 00000003 eth1\n")
-    got = v6.parse_ipv6_route(text)
+    got = [r for r in parse_ipv6_route(text) if r.default and r.type == "unicast"]
     assert [(d.device, d.from_ra) for d in got] == [("wan0", True), ("eth1", False)]
 
 
@@ -62,8 +62,7 @@ def test_redirects_v6_interface_value_only() -> None:
 
 
 def test_fixtures() -> None:
-    ctx = Context(Root(FIX / "doctor-router"), role="nat-router")
-    router = [f for check in v6.CHECKS for f in check(ctx)]
+    router, _ = run_checks(v6.CHECKS, FIX / "doctor-router", "nat-router")
     assert [f.key for f in router] == ["net.ipv6.conf.wan0.accept_ra"]  # wan1 has 2, lan0 0
-    ctx = Context(Root(FIX / "doctor-webserver"), role="server")
-    assert [f.code for check in v6.CHECKS for f in check(ctx)] == ["V6102"]
+    found, _ = run_checks(v6.CHECKS, FIX / "doctor-webserver", "server")
+    assert [f.code for f in found] == ["V6102"]

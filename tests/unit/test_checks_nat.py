@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostnet.checks import nat as nt
-from hostnet.checks.context import Context
 from hostnet.checks.interfaces import table_from_mapping
 from hostnet.checks.roles import NatRule
-from hostnet.host.root import Root
+from tests.helpers.state import run_checks
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
 MASQ = NatRule("masquerade", "ip", "nat", "post", "postrouting", "nft")
@@ -43,8 +42,8 @@ def test_proxy_arp() -> None:
 
 
 def _codes(tree: str, role: str) -> set[str]:
-    ctx = Context(Root(FIX / tree), role=role)
-    return {f.code for check in nt.CHECKS for f in check(ctx)}
+    found, _ = run_checks(nt.CHECKS, FIX / tree, role)
+    return {f.code for f in found}
 
 
 def test_fixtures() -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostnet.checks import tuning as tn
-from hostnet.checks.context import Context
-from hostnet.checks.roles import Listener
 from hostnet.findings import Finding
-from hostnet.host.root import Root
+from hostnet.model.net import Listener
+from tests.helpers.state import run_checks
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
 
@@ -80,19 +79,19 @@ def test_pid_max_default_and_finding() -> None:
 
 
 def test_webserver_fixture() -> None:
-    ctx = Context(Root(FIX / "doctor-webserver"), role="server")
-    got = sorted({f.code for check in tn.CHECKS for f in check(ctx)})
+    ctx = run_checks(tn.CHECKS, FIX / "doctor-webserver", "server")[0]
+    got = sorted({f.code for f in ctx})
     assert got == ["TN109", "TN110", "TN112"]
 
 
 def test_role_changes_the_verdict() -> None:
-    ctx = Context(Root(FIX / "doctor-router"), role="nat-router")
-    assert sorted({f.code for check in tn.CHECKS for f in check(ctx)}) == ["TN104"]
-    ctx = Context(Root(FIX / "doctor-router"), role="server")
-    assert sorted({f.code for check in tn.CHECKS for f in check(ctx)}) == []
+    ctx = run_checks(tn.CHECKS, FIX / "doctor-router", "nat-router")[0]
+    assert sorted({f.code for f in ctx}) == ["TN104"]
+    ctx = run_checks(tn.CHECKS, FIX / "doctor-router", "server")[0]
+    assert sorted({f.code for f in ctx}) == []
 
 
 def test_host_wide_keys_are_left_to_the_initial_namespace() -> None:
-    ctx = Context(Root(FIX / "doctor-webserver"), role="server", netns="blue")
-    got = {f.code for check in tn.CHECKS for f in check(ctx)}
+    ctx = run_checks(tn.CHECKS, FIX / "doctor-webserver", "server", child="blue")[0]
+    got = {f.code for f in ctx}
     assert "TN112" not in got and "TN110" in got  # pid_max is global, ports per namespace

@@ -6,18 +6,13 @@ import json
 
 import pytest
 
-from hostnet.checks.roles import (
-    Listener,
-    NatRule,
-    Signals,
-    parse_ip_link_json,
-    parse_iptables_save,
-    parse_nft_json,
-    parse_proc_net_sockets,
-    recommend,
-)
+from hostnet.checks.roles import Signals, recommend
 from hostnet.findings import Severity
 from hostnet.knowledge.roles import ROLES, RoleError, load, names, resolve
+from hostnet.model.firewall import NatRule
+from hostnet.model.net import Listener
+from hostnet.observe.parse_net import parse_ip_addr_json, parse_proc_net_sockets
+from hostnet.observe.parse_rules import parse_iptables_save, parse_nft_json
 from hostnet.rules import all_rules
 
 
@@ -86,7 +81,7 @@ NFT = {"nftables": [
 
 
 def test_parse_nft_json() -> None:
-    rules = parse_nft_json(json.dumps(NFT))
+    rules = parse_nft_json(json.dumps(NFT)).nat
     assert [(r.kind, r.chain, r.hook, r.routed) for r in rules] == [
         ("masquerade", "post", "postrouting", True),
         ("dnat", "out", "output", False),  # output chain: only local traffic
@@ -101,7 +96,7 @@ def test_parse_iptables_save() -> None:
     text = ("*filter\n-A FORWARD -j MASQUERADE\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n"
             "-A POSTROUTING -o wan0 -j MASQUERADE\n-A PREROUTING -p tcp -j DNAT "
             "--to-destination 192.0.2.1\n-A OUTPUT -j REDIRECT --to-ports 3128\nCOMMIT\n")
-    rules = parse_iptables_save(text)
+    rules = parse_iptables_save(text).nat
     assert [(r.kind, r.chain) for r in rules] == [
         ("masquerade", "POSTROUTING"), ("dnat", "PREROUTING"), ("redirect", "OUTPUT")]
     assert [r.routed for r in rules] == [True, True, False]
@@ -131,7 +126,7 @@ def test_parse_ip_link_json() -> None:
         {"ifname": "vnet0", "linkinfo": {"info_kind": "tun", "info_data": {"type": "tap"}}},
         {"ifname": "eth0", "link_type": "ether"},
     ])
-    assert parse_ip_link_json(text) == {"lo": "loopback", "br0": "bridge", "vnet0": "tap",
+    assert {i.name: i.kind for i in parse_ip_addr_json(text)} == {"lo": "loopback", "br0": "bridge", "vnet0": "tap",
                                         "eth0": "ether"}
 
 

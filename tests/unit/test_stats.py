@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hostnet.conntrack.stats import StatsFormatError, parse_stats, rates
+from hostnet.conntrack.stats import StatsFormatError, parse_stats
+from hostnet.model.conntrack import counter_rates
 
 CURRENT = """\
 entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart
@@ -49,10 +50,11 @@ def test_rates() -> None:
     b = parse_stats(
         OLD.replace("00000001 00000000 00000000  0", "00000015 00000000 00000000  0", 1)
     )
-    r = rates(a, b, 2.0)
+    r = counter_rates(a.counters, b.counters, 2.0)
     assert r["drop"] == pytest.approx((0x15 - 1) / 2)
-    assert rates(a, b, 0) == {}
-    assert rates(b, a, 1.0)["drop"] == 0  # counter reset: no negative rate
+    assert counter_rates(a.counters, b.counters, 0) == {}
+    # counter reset: the new value is the increase, never a negative rate
+    assert counter_rates(b.counters, a.counters, 1.0)["drop"] == a.counters["drop"]
 
 
 @pytest.mark.parametrize("text", ["", "garbage\n", "entries drop\n00000001\n", "entries\nzz\n"])

@@ -1,51 +1,27 @@
 """Conntrack diagnosis for ``hostnet doctor`` (codes CT1xx).
 
 The headline problem: ``nf_conntrack: table full, dropping packet`` floods the kernel log and
-new connections die. The checks read, in the namespace the runner put us in:
+new connections die. The checks judge, from the observed namespace (hostnet.observe):
 
 * ``nf_conntrack_count`` (this namespace's own count) against ``nf_conntrack_max`` (global;
   a child namespace shows a read-only copy), and ``nf_conntrack_buckets``;
 * the counters of ``/proc/net/stat/nf_conntrack`` (``conntrack -S`` when the kernel has no
-  conntrack procfs); rates per second from ``ctx.interval`` sampling or the previous reading
-  kept in ``ctx.state_dir`` (:mod:`hostnet.state.history`);
-* the kernel log (ring buffer, journal, kern.log/syslog/messages and rotations), skipped on
-  the cheap path (``ctx.composition`` False);
-* the table composition (:func:`hostnet.conntrack.top.composition`) when usage is high and
-  ``ctx.composition`` is True;
-* the TCP established and generic timeouts, against the role.
-
-Facts recorded with ``ctx.fact`` (for JSON output and ``--nagios`` perfdata):
-
-``conntrack_count``       entries in this namespace's table
-``conntrack_max``         the limit (global nf_conntrack_max)
-``conntrack_buckets``     hash buckets
-``conntrack_usage``       count / max, 0..1
-``conntrack_drop``        packets dropped because the table was full (counter, since the
-                          namespace or module came up)
-``conntrack_early_drop``  unassured entries evicted to make room (counter)
-``conntrack_insert_failed`` entries that lost an insertion race (counter)
-``conntrack_drop_rate``, ``conntrack_early_drop_rate``  per second, when a previous reading or
-                          an interval made them known
-``conntrack_rate_source`` ``interval`` or ``previous run``
-``conntrack_peak``        highest count seen (history)
-``conntrack_log_events``  'table full' log lines for this namespace (lower bound)
-``conntrack_log_events_all``  'table full' log lines for every namespace
-``conntrack_composition`` the composition summary, when it was computed
-``conntrack_recommended_max``, ``conntrack_recommended_buckets``  sizing when usage is high
+  conntrack procfs), with rates from interval sampling or the previous run's reading;
+* the kernel log summary, when the caller had it scanned;
+* the table composition, when the table was busy enough for observe to walk it;
+* the conntrack timeouts, against the role.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostnet.checks.context import Context
-from hostnet.conntrack.logscan import LogSummary
-from hostnet.conntrack.sizing import SizingInput, recommend, slab_entry_bytes
-from hostnet.conntrack.stats import ConntrackStats, StatsFormatError, parse_stats
+from hostnet.checks.base import Subject
+from hostnet.conntrack.sizing import SizingInput, recommend
 from hostnet.findings import Finding, Rule, Severity
+from hostnet.model.conntrack import USAGE_CRITICAL, USAGE_WARNING, ConntrackStats
+from hostnet.model.kernlog import LogSummary
 
 TABLE_FULL = Rule("CT101", "conntrack-table-full", Severity.ERROR,
                   "The conntrack table is (nearly) full: new connections are refused or evicted")
@@ -72,8 +48,8 @@ EXPECT_FULL = Rule("CT111", "conntrack-expect-table-full", Severity.WARNING,
 TIMEOUT_LONG = Rule("CT112", "conntrack-timeout-long", Severity.WARNING,
                     "A conntrack timeout keeps idle entries far longer than the role needs")
 
-WARN_USAGE = 0.75
-ERROR_USAGE = 0.90
+WARN_USAGE = USAGE_WARNING
+ERROR_USAGE = USAGE_CRITICAL
 SYSCTL_FILE = "/etc/sysctl.d/90-hostnet.conf"
 MODPROBE_FILE = "/etc/modprobe.d/hostnet.conf"
 
@@ -90,56 +66,11 @@ COUNTER_MEANING = {
 }
 
 
-# -- reading -----------------------------------------------------------------------------------
-
-
-def parse_conntrack_s(text: str) -> ConntrackStats:
-    """``conntrack -S`` output (``cpu=N found=.. drop=.. ...`` per CPU) summed over CPUs."""
-    sums: dict[str, int] = {}
-    cpus = 0
-    for line in text.splitlines():
-        fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
-        if "cpu" not in fields:
-            continue
-        cpus += 1
-        for name, value in fields.items():
-            if name == "cpu":
-                continue
-            try:
-                sums[name] = sums.get(name, 0) + int(value)
-            except ValueError:
-                continue
-    if not cpus:
-        raise StatsFormatError("no 'cpu=' lines in conntrack -S output")
-    return ConntrackStats(entries=0, counters=sums, header=tuple(sums), cpus=cpus)
-
-
-def read_stats(ctx: Context) -> tuple[ConntrackStats | None, str]:
-    text = ctx.root.read_text("proc/net/stat/nf_conntrack")
-    if text is not None:
-        try:
-            return parse_stats(text), "/proc/net/stat/nf_conntrack"
-        except StatsFormatError as exc:
-            ctx.unreadable.append(f"/proc/net/stat/nf_conntrack: {exc}")
-    out = ctx.root.command_output("conntrack-S", ["conntrack", "-S"])
-    if out is not None:
-        try:
-            return parse_conntrack_s(out), "conntrack -S"
-        except StatsFormatError as exc:
-            ctx.unreadable.append(f"conntrack -S: {exc}")
-    return None, ""
+# -- the namespace's table, as the evaluations see it -------------------------------------------
 
 
 def counter(stats: ConntrackStats | None, name: str) -> int | None:
     return None if stats is None else stats.get(name)
-
-
-def _first_int(ctx: Context, *keys: str) -> int | None:
-    for key in keys:
-        value = ctx.sysctl_int(key)
-        if value is not None:
-            return value
-    return None
 
 
 @dataclass
@@ -179,82 +110,23 @@ class Observation:
         return self.rates.get(alias) if alias else None
 
 
-def _namespace_inode() -> int | None:
-    from hostnet.host.netns import netns_inode
-
-    return netns_inode()
-
-
-def observe(ctx: Context) -> Observation | None:
-    """Read the table figures; None when conntrack is not loaded here."""
-    count = _first_int(ctx, "net.netfilter.nf_conntrack_count",
-                       "net.ipv4.netfilter.ip_conntrack_count")
-    limit = _first_int(ctx, "net.netfilter.nf_conntrack_max", "net.nf_conntrack_max",
-                       "net.ipv4.netfilter.ip_conntrack_max")
-    buckets = _first_int(ctx, "net.netfilter.nf_conntrack_buckets",
-                         "net.ipv4.netfilter.ip_conntrack_buckets")
-    if buckets is None:
-        param = ctx.root.module_params("nf_conntrack").get("hashsize")
-        buckets = int(param) if param and param.isdigit() else None
-    stats, source = read_stats(ctx)
-    if count is None and limit is None and stats is None:
+def observation(s: Subject) -> Observation | None:
+    """The evaluations' view of the namespace's table (None: conntrack not loaded there)."""
+    ct = s.ns.conntrack
+    if ct is None:
         return None
-    if count is None and stats is not None and stats.entries:
-        count = stats.entries
-    writable = ctx.root.sysctl_writable("net.netfilter.nf_conntrack_max")
+    k = s.host.kernel
     obs = Observation(
-        count=count, max=limit, buckets=buckets, stats=stats, stats_source=source,
-        netns=ctx.netns, child_namespace=ctx.netns is not None or writable is False,
-        mem_bytes=ctx.root.mem_total or 0, cpus=ctx.root.cpu_count,
-        kernel=ctx.root.kernel_version if ctx.root.osrelease else (6, 0, 0),
+        count=ct.count, max=ct.max, buckets=ct.buckets, stats=ct.stats,
+        stats_source=ct.stats_source, rates=ct.rates, rate_seconds=ct.rate_seconds,
+        rate_source=ct.rate_source, peak=ct.peak, netns=s.ns.label if s.ns.is_child else None,
+        child_namespace=ct.child_namespace, mem_bytes=k.mem_total or 0, cpus=k.cpus,
+        kernel=k.version, entry_bytes=ct.entry_bytes,
+        composition=s.ns.composition.to_dict() if s.ns.composition else None,
     )
-    try:
-        slab = ctx.root.read_text("proc/slabinfo")
-    except PermissionError:
-        slab = None  # root only: the sizing then assumes a typical entry size
-    if slab:
-        obs.entry_bytes = slab_entry_bytes(slab)
-    if stats is not None and ctx.interval:
-        time.sleep(ctx.interval)
-        again, _ = read_stats(ctx)
-        if again is not None:
-            from hostnet.conntrack.stats import rates
-
-            obs.rates = rates(stats, again, ctx.interval)
-            obs.rate_seconds = ctx.interval
-            obs.rate_source = "interval"
-            obs.stats = stats = again
-            now_count = ctx.root.sysctl_int("net.netfilter.nf_conntrack_count")
-            if now_count is not None:
-                obs.count = count = now_count
-    obs.peak = count or 0
-    if ctx.state_dir is not None and stats is not None:
-        _use_history(ctx, obs, stats)
+    if ct.previous_age_s is not None:
+        obs.extra["previous_reading_age_s"] = ct.previous_age_s
     return obs
-
-
-def _use_history(ctx: Context, obs: Observation, stats: ConntrackStats) -> None:
-    from hostnet.state import history
-
-    assert ctx.state_dir is not None
-    inode = _namespace_inode() if ctx.root.is_live else None
-    previous = history.load(ctx.state_dir, ctx.netns, inode)
-    now = history.Reading(time=time.time(), count=obs.count or 0,
-                          counters=dict(stats.counters), inode=inode)
-    if previous is not None:
-        obs.extra["previous_reading_age_s"] = round(now.time - previous.time, 1)
-        if obs.rates is None:
-            got = history.rates(previous, now)
-            if got is not None:
-                obs.rates = got
-                obs.rate_seconds = now.time - previous.time
-                obs.rate_source = "previous run"
-    merged = history.merge(previous, now)
-    obs.peak = merged.peak
-    try:
-        history.save(ctx.state_dir, ctx.netns, merged)
-    except OSError as exc:
-        ctx.unreadable.append(f"{ctx.state_dir}: cannot keep counter history ({exc.strerror})")
 
 
 # -- evaluation (pure) -------------------------------------------------------------------------
@@ -561,103 +433,31 @@ def evaluate_log(summary: LogSummary, inode: int | None, own_netns: str | None,
 # -- checks (what the doctor runner calls) -----------------------------------------------------
 
 
-def _composition(ctx: Context) -> dict[str, Any] | None:
-    try:
-        from hostnet.conntrack.top import composition
-        from hostnet.host.conntrack_source import open_table
-    except ImportError:
-        ctx.unreadable.append("conntrack table composition (module not available)")
-        return None
-    from hostnet.errors import HostnetError
-
-    try:
-        with open_table(ctx.root) as table:
-            return composition(table.chunks, limit=5).to_dict()
-    except HostnetError as exc:
-        ctx.unreadable.append(f"conntrack table: {exc.message}")
-        return None
+def check_table(s: Subject) -> list[Finding]:
+    """Usage, counters, buckets, composition and sizing for the namespace."""
+    obs = observation(s)
+    return [] if obs is None else evaluate(obs)
 
 
-def _record_facts(ctx: Context, obs: Observation) -> None:
-    ctx.fact("conntrack_count", obs.count)
-    ctx.fact("conntrack_max", obs.max)
-    ctx.fact("conntrack_buckets", obs.buckets)
-    usage = obs.usage
-    ctx.fact("conntrack_usage", None if usage is None else round(usage, 6))
-    ctx.fact("conntrack_drop", counter(obs.stats, "drop"))
-    ctx.fact("conntrack_early_drop", counter(obs.stats, "early_drop"))
-    ctx.fact("conntrack_insert_failed", counter(obs.stats, "insert_failed"))
-    ctx.fact("conntrack_peak", obs.peak)
-    if obs.rates is not None:
-        ctx.fact("conntrack_drop_rate", obs.rate("drop"))
-        ctx.fact("conntrack_early_drop_rate", obs.rate("early_drop"))
-        ctx.fact("conntrack_rate_source", obs.rate_source)
-
-
-def check_table(ctx: Context) -> Iterator[Finding]:
-    """Usage, counters, buckets, composition and sizing for the current namespace."""
-    obs = observe(ctx)
-    if obs is None:
-        return
-    _record_facts(ctx, obs)
-    usage = obs.usage
-    if ctx.composition and usage is not None and usage >= WARN_USAGE:
-        obs.composition = _composition(ctx)
-        if obs.composition is not None:
-            ctx.fact("conntrack_composition", obs.composition)
-    findings = evaluate(obs)
-    for f in findings:
-        if f.code in (TABLE_FULL.code, USAGE_HIGH.code) and "recommended_max" in f.evidence:
-            ctx.fact("conntrack_recommended_max", f.evidence["recommended_max"])
-            ctx.fact("conntrack_recommended_buckets", f.evidence["recommended_buckets"])
-    yield from findings
-
-
-_LOG_CACHE: dict[str, tuple[float, LogSummary]] = {}
-LOG_CACHE_SECONDS = 30.0
-
-
-def kernel_log(ctx: Context) -> LogSummary:
-    """Scan every log source once per root within LOG_CACHE_SECONDS (--all-netns reuses it)."""
-    from hostnet.host.kernlog import scan_all
-
-    key = str(ctx.root.path)
-    hit = _LOG_CACHE.get(key)
-    if hit is not None and time.monotonic() - hit[0] < LOG_CACHE_SECONDS:
-        return hit[1]
-    summary = scan_all(ctx.root)
-    _LOG_CACHE[key] = (time.monotonic(), summary)
-    return summary
-
-
-def check_kernel_log(ctx: Context) -> Iterable[Finding]:
-    """'table full' and 'expectation table full' in the kernel log (skipped on the cheap path)."""
-    if not ctx.composition:
+def check_kernel_log(s: Subject) -> list[Finding]:
+    """'table full' and 'expectation table full' in the kernel log (when it was scanned)."""
+    summary = s.host.log
+    if summary is None:
         return []
-    summary = kernel_log(ctx)
-    ctx.fact("conntrack_log_events_all", summary.table_full)
-    inode: int | None = None
-    names: dict[int, str] = {}
-    if ctx.root.is_live:
-        from hostnet.host.kernlog import namespace_inodes
-
-        names = namespace_inodes()
-        if ctx.netns is not None:
-            inode = _namespace_inode()
-    ctx.fact("conntrack_log_events", summary.for_netns(inode))
-    usage = ctx.facts.get("conntrack_usage")
-    full_now = isinstance(usage, float) and usage >= ERROR_USAGE
-    drop = ctx.facts.get("conntrack_drop")
-    return evaluate_log(summary, inode, ctx.netns, names,
-                        drop if isinstance(drop, int) else None, full_now)
+    inode = s.ns.inode if s.ns.name is not None else None
+    ct = s.ns.conntrack
+    usage = ct.usage if ct is not None else None
+    drop = ct.counter("drop") if ct is not None else None
+    return evaluate_log(summary, inode, s.ns.name, s.host.namespace_names, drop,
+                        usage is not None and usage >= ERROR_USAGE)
 
 
-def check_timeouts(ctx: Context) -> Iterable[Finding]:
-    established = ctx.sysctl_int("net.netfilter.nf_conntrack_tcp_timeout_established")
-    generic = ctx.sysctl_int("net.netfilter.nf_conntrack_generic_timeout")
-    usage = ctx.facts.get("conntrack_usage")
-    return evaluate_timeouts(ctx.role, established, generic,
-                             usage if isinstance(usage, float) else None, ctx.netns)
+def check_timeouts(s: Subject) -> list[Finding]:
+    ct = s.ns.conntrack
+    return evaluate_timeouts(
+        s.role_name, s.ns.integer("net.netfilter.nf_conntrack_tcp_timeout_established"),
+        s.ns.integer("net.netfilter.nf_conntrack_generic_timeout"),
+        ct.usage if ct is not None else None, s.ns.name)
 
 
 CHECKS = (check_table, check_kernel_log, check_timeouts)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from hostnet.checks.context import Context
-from hostnet.checks.interfaces import ConfTable, Effective, conf_key
-from hostnet.checks.roles import conf_table, expectation_findings
+from hostnet.checks.base import Subject
+from hostnet.checks.interfaces import ConfTable, Effective, conf_key, conf_table
+from hostnet.checks.roles import expectation_findings
 from hostnet.findings import Finding, Rule, Severity
 
 SYNCOOKIES = Rule("HD101", "syn-cookies-off", Severity.WARNING,
@@ -46,10 +46,6 @@ _RULES = {r.code: r for r in (SYNCOOKIES, SYNACK_RETRIES, ICMP_BROADCAST, ICMP_B
                               DMESG)}
 LEAVES = ["forwarding", "accept_redirects", "secure_redirects", "shared_media", "send_redirects",
           "accept_source_route", "rp_filter", "log_martians", "proxy_arp"]
-
-
-def _table(ctx: Context) -> ConfTable:
-    return conf_table(ctx, "ipv4", LEAVES)
 
 
 def _lines(family: str, leaf: str, value: int, ifaces: Iterable[str], *,
@@ -174,22 +170,19 @@ def evaluate_log_martians(table: ConfTable, want: bool) -> list[Finding]:
 # -- checks -------------------------------------------------------------------------------------
 
 
-def check_expectations(ctx: Context) -> Iterator[Finding]:
-    yield from expectation_findings(ctx, _RULES)
+def check_expectations(s: Subject) -> Iterator[Finding]:
+    yield from expectation_findings(s, _RULES)
 
 
-def check_interfaces(ctx: Context) -> list[Finding]:
-    from hostnet.knowledge.roles import load
-
-    role = load(ctx.role)
-    table = _table(ctx)
+def check_interfaces(s: Subject) -> list[Finding]:
+    role = s.role
+    table = conf_table(s.ns, "ipv4", LEAVES, s.catalogue)
     if table.get("all", "rp_filter") is None:
-        ctx.unreadable.append("net.ipv4.conf.*: per-interface IPv4 settings not readable")
         return []
     return [
         *evaluate_redirects(table, bool(role.iface("send_redirects", False))),
         *evaluate_source_route(table),
-        *evaluate_rp_filter(table, str(role.iface("rp_filter", "any")), ctx.role),
+        *evaluate_rp_filter(table, str(role.iface("rp_filter", "any")), s.role_name),
         *evaluate_log_martians(table, bool(role.iface("log_martians", False))),
     ]
 

@@ -1,15 +1,10 @@
 """How conf/all and conf/IFACE combine into the value an IPv4 interface actually uses (pure).
 
 The kernel keeps one value per interface plus one in ``conf/all``; for most keys the packet
-path asks a macro in include/linux/inetdevice.h that combines the two:
-
-* ``max``  rp_filter, arp_ignore, arp_announce, arp_notify (IN_DEV_MAXCONF)
-* ``or``   log_martians, proxy_arp, send_redirects, secure_redirects, accept_local,
-           shared_media, arp_filter, arp_accept, route_localnet, promote_secondaries
-* ``and``  accept_source_route, bootp_relay, mc_forwarding (IN_DEV_ANDCONF)
-* ``and-if-forwarding``  accept_redirects: AND when the interface itself forwards, OR when it
-           does not (IN_DEV_RX_REDIRECTS)
-* ``iface`` forwarding and the rest: the interface's own value
+path asks a macro in include/linux/inetdevice.h that combines the two (max, or, and, or
+and-if-forwarding for accept_redirects). Which key combines how is data: the ``combine``
+field of the catalogue (knowledge/sysctl.toml) is the one authority; a key without it counts
+the interface's own value.
 
 ``conf/default`` is not consulted by the packet path: it is the value a new interface starts
 with, and writing it also rewrites existing interfaces that were never set on their own
@@ -18,42 +13,26 @@ with, and writing it also rewrites existing interfaces that were never set on th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-COMBINE: dict[str, str] = {
-    "rp_filter": "max",
-    "arp_ignore": "max",
-    "arp_announce": "max",
-    "arp_notify": "max",
-    "log_martians": "or",
-    "proxy_arp": "or",
-    "send_redirects": "or",
-    "secure_redirects": "or",
-    "accept_local": "or",
-    "shared_media": "or",
-    "arp_filter": "or",
-    "arp_accept": "or",
-    "route_localnet": "or",
-    "promote_secondaries": "or",
-    "accept_source_route": "and",
-    "bootp_relay": "and",
-    "mc_forwarding": "and",
-    "accept_redirects": "and-if-forwarding",
-}
+from hostnet.knowledge.catalogue import Catalogue
+from hostnet.knowledge.catalogue import load as load_catalogue
+from hostnet.model.host import NetnsState
 
 #: Pseudo-interfaces under /proc/sys/net/ipv{4,6}/conf that are not devices.
 NOT_DEVICES = frozenset({"all", "default"})
 
 
-def rule_for(leaf: str) -> str:
-    """The combination rule of a conf key (``iface`` when the interface value alone counts)."""
-    return COMBINE.get(leaf, "iface")
+def rule_for(leaf: str, catalogue: Catalogue | None = None) -> str:
+    """The combination rule of an IPv4 conf key from the catalogue (``iface`` when the
+    interface value alone counts)."""
+    spec = (catalogue or load_catalogue()).get(f"net.ipv4.conf.all.{leaf}")
+    return (spec.combine if spec is not None else None) or "iface"
 
 
-def combine(leaf: str, all_value: int, iface_value: int, iface_forwarding: int = 0) -> int:
-    """The value the kernel uses for ``leaf`` on one interface."""
-    rule = rule_for(leaf)
+def combine(rule: str, all_value: int, iface_value: int, iface_forwarding: int = 0) -> int:
+    """The value the kernel uses on one interface, for a key combined by ``rule``."""
     if rule == "max":
         return max(all_value, iface_value)
     if rule == "or":
@@ -67,9 +46,8 @@ def combine(leaf: str, all_value: int, iface_value: int, iface_forwarding: int =
     return iface_value
 
 
-def rule_text(leaf: str, forwarding: int = 0) -> str:
+def rule_text(rule: str, forwarding: int = 0) -> str:
     """Human words for the combination, for messages and evidence."""
-    rule = rule_for(leaf)
     if rule == "and-if-forwarding":
         return ("all AND interface (the interface forwards)" if forwarding
                 else "all OR interface (the interface does not forward)")
@@ -89,10 +67,11 @@ class Effective:
     own: int | None
     forwarding: int
     value: int | None
+    combine: str = "iface"
 
     @property
     def rule(self) -> str:
-        return rule_text(self.leaf, self.forwarding) if self.family == "ipv4" else (
+        return rule_text(self.combine, self.forwarding) if self.family == "ipv4" else (
             "the interface's own value (IPv6 does not combine with all)")
 
     def evidence(self) -> dict[str, object]:
@@ -107,6 +86,12 @@ class Effective:
         if self.leaf == "accept_redirects":
             out["interface_forwarding"] = self.forwarding
         return out
+
+
+def conf_table(ns: NetnsState, family: str, leaves: Sequence[str],
+               catalogue: Catalogue | None = None) -> ConfTable:
+    """The conf values of ``family`` for all, default and every interface, as observed."""
+    return read_table(family, ns.conf_interfaces.get(family, ()), leaves, ns.integer, catalogue)
 
 
 def conf_name(iface: str) -> str:
@@ -124,6 +109,8 @@ class ConfTable:
 
     family: str
     values: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    #: leaf -> combination rule (from the catalogue; IPv6 keys do not combine)
+    rules: dict[str, str] = field(default_factory=dict)
 
     @property
     def interfaces(self) -> list[str]:
@@ -136,29 +123,36 @@ class ConfTable:
         all_v = self.get("all", leaf)
         own = self.get(iface, leaf)
         fwd = self.get(iface, "forwarding") or 0
+        rule = self.rules.get(leaf, "iface")
         value: int | None
         if self.family == "ipv6":
             value = own
         elif own is None or all_v is None:
-            value = own if all_v is None else (all_v if rule_for(leaf) != "iface" else None)
+            value = own if all_v is None else (all_v if rule != "iface" else None)
         else:
-            value = combine(leaf, all_v, own, fwd)
+            value = combine(rule, all_v, own, fwd)
         return Effective(self.family, iface, leaf, all_v, self.get("default", leaf), own, fwd,
-                         value)
+                         value, rule)
 
     def each(self, leaf: str, *, skip_loopback: bool = True) -> list[Effective]:
         return [self.effective(i, leaf) for i in self.interfaces
                 if not (skip_loopback and i == "lo")]
 
 
-def read_table(family: str, interfaces: list[str], leaves: list[str],
-               read: Callable[[str], int | None]) -> ConfTable:
+def read_table(family: str, interfaces: Sequence[str], leaves: Sequence[str],
+               read: Callable[[str], int | None],
+               catalogue: Catalogue | None = None) -> ConfTable:
     """Build a ConfTable with ``read(key) -> int | None`` (the I/O stays with the caller)."""
     table = ConfTable(family)
     for iface in ["all", "default", *interfaces]:
         table.values[iface] = {leaf: read(conf_key(family, iface, leaf)) for leaf in leaves}
+    if family == "ipv4":
+        table.rules = {leaf: rule_for(leaf, catalogue) for leaf in leaves}
     return table
 
 
-def table_from_mapping(family: str, data: Mapping[str, Mapping[str, int | None]]) -> ConfTable:
-    return ConfTable(family, {k: dict(v) for k, v in data.items()})
+def table_from_mapping(family: str, data: Mapping[str, Mapping[str, int | None]],
+                       catalogue: Catalogue | None = None) -> ConfTable:
+    leaves = sorted({leaf for v in data.values() for leaf in v})
+    rules = {leaf: rule_for(leaf, catalogue) for leaf in leaves} if family == "ipv4" else {}
+    return ConfTable(family, {k: dict(v) for k, v in data.items()}, rules)

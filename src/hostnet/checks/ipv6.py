@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hostnet.checks.context import Context
-from hostnet.checks.interfaces import ConfTable, conf_key
-from hostnet.checks.roles import conf_table
+from hostnet.checks.base import Subject
+from hostnet.checks.interfaces import ConfTable, conf_key, conf_table
 from hostnet.findings import Finding, Rule, Severity
+from hostnet.model.net import Family
 
 FORWARDING_IGNORES_RA = Rule("V6101", "forwarding-ignores-ra", Severity.WARNING,
                              "IPv6 forwarding makes an interface that needs RAs ignore them")
@@ -28,35 +28,10 @@ ACCEPT_REDIRECTS6 = Rule("V6103", "accept-redirects-v6", Severity.INFO,
                          "ICMPv6 redirects may rewrite routes on a host interface")
 
 LEAVES = ["forwarding", "accept_ra", "autoconf", "disable_ipv6", "accept_redirects"]
-RTF_GATEWAY = 0x0002
-RTF_REJECT = 0x0200
-RTF_DEFAULT = 0x10000
-RTF_ADDRCONF = 0x40000
-
-
 @dataclass(frozen=True, slots=True)
 class DefaultRoute:
     device: str
     from_ra: bool
-
-
-def parse_ipv6_route(text: str) -> list[DefaultRoute]:
-    """Default routes in /proc/net/ipv6_route (rejects and unreachables left out)."""
-    out: list[DefaultRoute] = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 10:
-            continue
-        if parts[0] != "0" * 32 or parts[1] != "00":
-            continue
-        try:
-            flags = int(parts[8], 16)
-        except ValueError:
-            continue
-        if flags & RTF_REJECT:
-            continue
-        out.append(DefaultRoute(parts[9], bool(flags & (RTF_DEFAULT | RTF_ADDRCONF))))
-    return out
 
 
 def evaluate_ra(table: ConfTable, defaults: Sequence[DefaultRoute] | None) -> list[Finding]:
@@ -123,32 +98,30 @@ def evaluate_redirects6(table: ConfTable) -> list[Finding]:
         suggestion="\n".join(lines))]
 
 
-def _table(ctx: Context) -> ConfTable | None:
-    if not ctx.root.exists("proc/sys/net/ipv6"):
-        ctx.fact("ipv6", "not available")
+def _table(s: Subject) -> ConfTable | None:
+    if not s.ns.ipv6:
         return None
-    return conf_table(ctx, "ipv6", LEAVES)
+    return conf_table(s.ns, "ipv6", LEAVES, s.catalogue)
 
 
-def check_ra(ctx: Context) -> list[Finding]:
-    table = _table(ctx)
+def check_ra(s: Subject) -> list[Finding]:
+    table = _table(s)
     if table is None:
         return []
-    try:
-        text = ctx.root.read_text("proc/net/ipv6_route")
-    except PermissionError:
-        text = None
-    defaults = parse_ipv6_route(text) if text is not None else None
+    net = s.ns.network
+    defaults = ([DefaultRoute(r.device or "", r.from_ra)
+                 for r in net.default_routes(Family.IPV6)]
+                if net.ipv6_routes_known else None)
     return evaluate_ra(table, defaults)
 
 
-def check_disable(ctx: Context) -> list[Finding]:
-    table = _table(ctx)
+def check_disable(s: Subject) -> list[Finding]:
+    table = _table(s)
     return [] if table is None else evaluate_disable(table)
 
 
-def check_redirects(ctx: Context) -> list[Finding]:
-    table = _table(ctx)
+def check_redirects(s: Subject) -> list[Finding]:
+    table = _table(s)
     return [] if table is None else evaluate_redirects6(table)
 
 

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
-from hostnet.checks.context import Context
-from hostnet.checks.interfaces import ConfTable
-from hostnet.checks.roles import (
-    NatRule,
-    conf_table,
-    expectation_findings,
-    interface_kinds,
-    nat_rules,
-)
+from hostnet.checks.base import Subject
+from hostnet.checks.interfaces import ConfTable, conf_table
+from hostnet.checks.roles import expectation_findings
 from hostnet.findings import Finding, Rule, Severity
+from hostnet.model.firewall import NatRule
+from hostnet.model.net import VM_KINDS
 
 NAT_NO_FORWARD = Rule("NT101", "nat-without-forwarding", Severity.ERROR,
                       "NAT rules rewrite routed traffic but IPv4 forwarding is off")
@@ -31,7 +27,6 @@ ROUTER_NO_FORWARD = Rule("NT104", "router-not-forwarding", Severity.ERROR,
                          "A router's IPv4 forwarding is off")
 
 _RULES = {r.code: r for r in (ROUTER_NO_FORWARD,)}
-VM_KINDS = ("tap", "tun", "veth", "macvtap", "ipvlan", "macvlan")
 
 
 def evaluate_nat_forwarding(rules: Sequence[NatRule], ip_forward: int | None) -> list[Finding]:
@@ -92,32 +87,27 @@ def evaluate_proxy_arp(table: ConfTable, kinds: Mapping[str, str], policy: str,
         suggestion="\n".join(lines))]
 
 
-def check_nat_forwarding(ctx: Context) -> list[Finding]:
-    return evaluate_nat_forwarding(nat_rules(ctx), ctx.sysctl_int("net.ipv4.ip_forward"))
+def check_nat_forwarding(s: Subject) -> list[Finding]:
+    return evaluate_nat_forwarding(s.ns.ruleset.nat, s.ns.integer("net.ipv4.ip_forward"))
 
 
-def check_forwarding_role(ctx: Context) -> list[Finding]:
-    from hostnet.knowledge.roles import load
-
-    role = load(ctx.role)
-    return evaluate_forwarding_role(ctx.role, ctx.sysctl_int("net.ipv4.ip_forward"),
-                                    ctx.sysctl_int("net.ipv6.conf.all.forwarding"),
-                                    str(role.iface("forwarding", "any")))
+def check_forwarding_role(s: Subject) -> list[Finding]:
+    return evaluate_forwarding_role(s.role_name, s.ns.integer("net.ipv4.ip_forward"),
+                                    s.ns.integer("net.ipv6.conf.all.forwarding"),
+                                    str(s.role.iface("forwarding", "any")))
 
 
-def check_router_expectations(ctx: Context) -> Iterator[Finding]:
-    yield from expectation_findings(ctx, _RULES)
+def check_router_expectations(s: Subject) -> Iterator[Finding]:
+    yield from expectation_findings(s, _RULES)
 
 
-def check_proxy_arp(ctx: Context) -> list[Finding]:
-    from hostnet.knowledge.roles import load
-
-    table = conf_table(ctx, "ipv4", ["proxy_arp", "forwarding"])
+def check_proxy_arp(s: Subject) -> list[Finding]:
+    table = conf_table(s.ns, "ipv4", ["proxy_arp", "forwarding"], s.catalogue)
     if table.get("all", "proxy_arp") is None:
         return []
-    role = load(ctx.role)
-    return evaluate_proxy_arp(table, interface_kinds(ctx),
-                              str(role.iface("proxy_arp", "unexpected")), ctx.role)
+    kinds = {i.name: i.kind for i in s.ns.network.interfaces}
+    return evaluate_proxy_arp(table, kinds, str(s.role.iface("proxy_arp", "unexpected")),
+                              s.role_name)
 
 
 CHECKS = (check_nat_forwarding, check_forwarding_role, check_router_expectations,

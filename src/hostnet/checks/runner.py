@@ -1,41 +1,29 @@
-"""Run the doctor's check modules over one or more network namespaces.
+"""Run the doctor's checks over an observed HostState (pure) and gather the report.
 
-Library entry point (used by ``hostnet doctor`` and the Prometheus exporter)::
+    from hostnet.observe import observe
+    from hostnet.checks.runner import evaluate
+    report = evaluate(observe(Root("/")), role=None)
 
-    from hostnet.checks.runner import run
-    report = run(root=None, netns=[None, "blue"], composition=False)
-    report.findings        # every finding; evidence["namespace"] says where
-    report.namespaces[0].facts["conntrack_usage"]
-
-``run`` arguments:
-
-``root``         a :class:`~hostnet.host.root.Root` (fixture tree or unpacked snapshot), or None
-                 for the live host. A snapshot is one namespace: ``netns`` must then be (None,).
-``role``         force a role (server, nat-router, vm-host, desktop); None recommends one per
-                 namespace from what it shows (:func:`hostnet.checks.roles.recommend`).
-``netns``        namespaces to check: None is the namespace we run in, a name is entered with
-                 setns (root only).
-``modules``      check modules to run (default: conntrack, hardening, tuning, nat, ipv6).
-``composition``  False skips the expensive parts (conntrack table walk, kernel log scan).
-``interval``     seconds to sample conntrack counters for rates; ``state_dir`` keeps readings.
-``skip_denied``  with several namespaces, note one that cannot be entered instead of failing.
-
-Each namespace gets its own :class:`Context`; a check that hits a permission error or a failed
-command is noted in ``unreadable`` and the others still run.
+The I/O around it (observing, keeping counter history) is in :mod:`hostnet.service.doctor`.
+A check that raises is a bug: it is reported as such in ``unreadable`` and the others still
+run, so one broken rule never hides the rest.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hostnet.checks.context import Context
-from hostnet.errors import HostnetError, PermissionDenied, UsageError
+from hostnet.checks.base import Check, Subject
+from hostnet.checks.facts import facts
+from hostnet.checks.roles import recommend_for
 from hostnet.findings import Finding, Severity, normalize, summary, worst
-from hostnet.host.root import Root
+from hostnet.knowledge.catalogue import Catalogue
+from hostnet.knowledge.catalogue import load as load_catalogue
+from hostnet.knowledge.roles import load as load_role
+from hostnet.model.host import HostState, NetnsState
 
 DEFAULT_MODULES: tuple[str, ...] = (
     "hostnet.checks.conntrack",
@@ -127,96 +115,53 @@ class DoctorReport:
         }
 
 
-def _load(modules: Iterable[str]) -> list[tuple[str, Sequence[Any]]]:
-    out: list[tuple[str, Sequence[Any]]] = []
+def _load(modules: Iterable[str]) -> list[tuple[str, Sequence[Check]]]:
+    out: list[tuple[str, Sequence[Check]]] = []
     for name in modules:
         module = importlib.import_module(name)
         out.append((name, tuple(getattr(module, "CHECKS", ()))))
     return out
 
 
-def _public(facts: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in facts.items() if not k.startswith("_")}
-
-
-def check_namespace(
-    root: Root,
-    *,
-    name: str | None = None,
-    role: str | None = None,
-    modules: Sequence[str] = DEFAULT_MODULES,
-    composition: bool = True,
-    interval: float | None = None,
-    state_dir: Path | None = None,
-) -> NamespaceReport:
-    """Run the checks on ``root`` as it is now (the caller has entered the namespace)."""
-    from hostnet.checks.roles import recommend_for
-
-    ctx = Context(root, netns=name, state_dir=state_dir, interval=interval,
-                  composition=composition)
-    recommended, reason = recommend_for(ctx)
+def evaluate_namespace(host: HostState, ns: NetnsState, *, role: str | None = None,
+                       modules: Sequence[str] = DEFAULT_MODULES,
+                       catalogue: Catalogue | None = None) -> NamespaceReport:
+    """Judge one observed namespace (pure)."""
+    recommended, reason = recommend_for(ns)
     chosen = role or recommended
     if role is not None:
         reason = (f"given with --role (the host looks like a {recommended}: {reason})"
                   if role != recommended else f"given with --role; {reason}")
-    ctx.role = chosen
-    ctx.fact("role_recommended", recommended)
+    subject = Subject(host, ns, load_role(chosen), catalogue or load_catalogue())
     findings: list[Finding] = []
+    problems: list[str] = []
     for mod_name, checks in _load(modules):
         for check in checks:
             try:
-                findings.extend(check(ctx))
-            except PermissionError as exc:
-                ctx.unreadable.append(
-                    f"{mod_name}.{check.__name__}: permission denied ({exc.filename or exc})")
-            except HostnetError as exc:
-                ctx.unreadable.append(f"{mod_name}.{check.__name__}: {exc.message}")
+                findings.extend(check(subject))
+            except Exception as exc:
+                problems.append(f"{mod_name}.{check.__name__}: internal error ({exc!r}); "
+                                "please report it")
     ordered = normalize(findings)
-    if name is not None:
-        ordered = [_tag(f, name) for f in ordered]
-    readable = bool(root.osrelease) or ctx.sysctl("net.ipv4.ip_forward") is not None
-    return NamespaceReport(name=name, role=chosen, role_reason=reason, role_given=role is not None,
-                           findings=ordered, facts=_public(ctx.facts),
-                           unreadable=list(dict.fromkeys(ctx.unreadable)), readable=readable)
+    if ns.is_child:
+        ordered = [_tag(f, ns.label) for f in ordered]
+    return NamespaceReport(
+        name=ns.name if ns.name is not None else ns.snapshot_of, role=chosen,
+        role_reason=reason, role_given=role is not None, findings=ordered,
+        facts=facts(host, ns, recommended, ordered),
+        unreadable=list(dict.fromkeys([*ns.unreadable, *problems])), readable=ns.readable)
 
 
 def _tag(f: Finding, name: str) -> Finding:
-    from dataclasses import replace
-
     return replace(f, evidence={"namespace": name, **f.evidence})
 
 
-def run(
-    root: Root | None = None,
-    *,
-    role: str | None = None,
-    netns: Sequence[str | None] = (None,),
-    modules: Sequence[str] = DEFAULT_MODULES,
-    composition: bool = True,
-    interval: float | None = None,
-    state_dir: Path | None = None,
-    skip_denied: bool = False,
-) -> DoctorReport:
-    """Check every namespace in ``netns`` (see the module docstring)."""
-    if root is not None and not root.is_live and any(n is not None for n in netns):
-        raise UsageError("a snapshot or fixture tree is one namespace: --netns does not apply",
-                         hint="collect each namespace with 'hostnet collect --netns NAME'")
-    report = DoctorReport()
-    for name in netns:
-        if name is None:
-            report.namespaces.append(check_namespace(
-                root or Root("/"), name=None, role=role, modules=modules,
-                composition=composition, interval=interval, state_dir=state_dir))
-            continue
-        from hostnet.host.netns import entered
-
-        try:
-            with entered(name):
-                report.namespaces.append(check_namespace(
-                    Root("/"), name=name, role=role, modules=modules, composition=composition,
-                    interval=interval, state_dir=state_dir))
-        except (PermissionDenied, HostnetError) as exc:
-            if not skip_denied or isinstance(exc, UsageError):
-                raise
-            report.notes.append(f"namespace {name}: {exc.message}")
+def evaluate(host: HostState, *, role: str | None = None,
+             modules: Sequence[str] = DEFAULT_MODULES) -> DoctorReport:
+    """Judge every observed namespace (pure)."""
+    catalogue = load_catalogue()
+    report = DoctorReport(notes=[f"namespace {name}: {why}" for name, why in host.skipped])
+    for ns in host.namespaces:
+        report.namespaces.append(evaluate_namespace(host, ns, role=role, modules=modules,
+                                                    catalogue=catalogue))
     return report

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from hostnet.checks.context import Context
-from hostnet.checks.roles import Listener, expectation_findings, listeners
+from hostnet.checks.base import Subject
+from hostnet.checks.roles import expectation_findings
 from hostnet.findings import Finding, Rule, Severity
+from hostnet.model.net import Listener
 
 BACKLOG = Rule("TN101", "listen-backlog-small", Severity.WARNING,
                "Accept or SYN queues are short for a server")
@@ -181,31 +182,29 @@ def evaluate_pid_max(pid_max: int | None, cpus: int) -> list[Finding]:
         suggestion=f"kernel.pid_max = {default}")]
 
 
-def check_expectations(ctx: Context) -> Iterator[Finding]:
-    yield from expectation_findings(ctx, _RULES)
+def check_expectations(s: Subject) -> Iterator[Finding]:
+    yield from expectation_findings(s, _RULES)
 
 
-def check_buffers(ctx: Context) -> list[Finding]:
-    return evaluate_buffers(ctx.sysctl_int("net.core.rmem_max"),
-                            ctx.sysctl_int("net.core.wmem_max"),
-                            ctx.sysctl("net.ipv4.tcp_rmem"), ctx.sysctl("net.ipv4.tcp_wmem"))
+def check_buffers(s: Subject) -> list[Finding]:
+    ns = s.ns
+    return evaluate_buffers(ns.integer("net.core.rmem_max"), ns.integer("net.core.wmem_max"),
+                            ns.value("net.ipv4.tcp_rmem"), ns.value("net.ipv4.tcp_wmem"))
 
 
-def check_ports(ctx: Context) -> list[Finding]:
-    from hostnet.knowledge.roles import load
-
-    role = load(ctx.role)
+def check_ports(s: Subject) -> list[Finding]:
+    ns = s.ns
     return evaluate_ports(PortView(
-        range_text=ctx.sysctl("net.ipv4.ip_local_port_range"),
-        reserved_text=ctx.sysctl("net.ipv4.ip_local_reserved_ports"),
-        unprivileged_start=ctx.sysctl_int("net.ipv4.ip_unprivileged_port_start"),
-        listening=tuple(listeners(ctx)), role=ctx.role, ports_min=role.local_ports_min))
+        range_text=ns.value("net.ipv4.ip_local_port_range"),
+        reserved_text=ns.value("net.ipv4.ip_local_reserved_ports"),
+        unprivileged_start=ns.integer("net.ipv4.ip_unprivileged_port_start"),
+        listening=ns.listeners, role=s.role_name, ports_min=s.role.local_ports_min))
 
 
-def check_pid_max(ctx: Context) -> list[Finding]:
-    if ctx.netns is not None:
+def check_pid_max(s: Subject) -> list[Finding]:
+    if s.ns.is_child:
         return []  # host-wide: reported for the initial namespace only
-    return evaluate_pid_max(ctx.sysctl_int("kernel.pid_max"), ctx.root.cpu_count)
+    return evaluate_pid_max(s.ns.integer("kernel.pid_max"), s.host.kernel.cpus)
 
 
 CHECKS = (check_expectations, check_buffers, check_ports, check_pid_max)

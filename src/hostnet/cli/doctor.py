@@ -85,8 +85,8 @@ def doctor(
     or above --fail-on, 1 findings, 2 bad usage or nothing readable; with --nagios 0 OK,
     1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     """
-    from hostnet.checks.runner import run
     from hostnet.findings import Severity
+    from hostnet.service.doctor import run
 
     if all_netns and netns:
         raise UsageError("--netns and --all-netns do not go together", hint="use one of them")

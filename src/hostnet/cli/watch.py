@@ -116,7 +116,7 @@ class Watcher:
     # -- findings -------------------------------------------------------------------------
     def _findings(self, sample: Any, sampler: Any) -> list[Any]:
         from hostnet.checks.conntrack import Observation, evaluate
-        from hostnet.conntrack.stats import ConntrackStats
+        from hostnet.model.conntrack import ConntrackStats
 
         if sample.entries is None and not sample.counters:
             return []

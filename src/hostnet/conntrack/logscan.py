@@ -22,72 +22,12 @@ cheap markers with ``find`` and only the lines around a hit are decoded and matc
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-
-class EventKind(enum.Enum):
-    TABLE_FULL = "table_full"
-    EXPECT_FULL = "expectation_table_full"
-    SUPPRESSED = "suppressed"
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    kind: EventKind
-    #: The timestamp as written at the start of the line (ISO, syslog, or ``[secs]``).
-    time: str | None
-    #: Namespace inode for ``table full in netns N``; None: initial namespace or unknown.
-    netns: int | None = None
-    #: For SUPPRESSED: how many messages the rate limiter swallowed.
-    suppressed: int = 0
-    #: ``nf_conntrack`` or ``ip_conntrack`` (which tracker printed it).
-    tracker: str = "nf_conntrack"
-    line: str = ""
-
-
-@dataclass(slots=True)
-class SourceScan:
-    """What one log source (a file, dmesg, the journal) contained."""
-
-    source: str
-    table_full: int = 0
-    expect_full: int = 0
-    #: Sum of the N in rate-limit notices (shared by every net_* warning, so an upper bound
-    #: on how many conntrack lines were swallowed).
-    suppressed: int = 0
-    first: str | None = None
-    last: str | None = None
-    #: table-full lines per namespace inode (None: the initial namespace / no inode printed).
-    by_netns: dict[int | None, int] = field(default_factory=dict)
-    trackers: set[str] = field(default_factory=set)
-    examples: list[str] = field(default_factory=list)
-
-    def add(self, event: LogEvent) -> None:
-        if event.kind is EventKind.SUPPRESSED:
-            self.suppressed += event.suppressed
-            return
-        if event.kind is EventKind.TABLE_FULL:
-            self.table_full += 1
-            self.by_netns[event.netns] = self.by_netns.get(event.netns, 0) + 1
-        else:
-            self.expect_full += 1
-        self.trackers.add(event.tracker)
-        if event.time is not None:
-            if self.first is None:
-                self.first = event.time
-            self.last = event.time
-        if len(self.examples) < 3:
-            self.examples.append(event.line)
-
-    @property
-    def events(self) -> int:
-        return self.table_full + self.expect_full
-
+from hostnet.model.kernlog import EventKind, LogEvent, LogSummary, SourceScan
 
 #: Cheap markers searched with bytes.find before any per-line work: the conntrack lines,
 #: then the rate-limit notices near them.
@@ -246,28 +186,6 @@ def _sort_key(stamp: str) -> datetime | None:
     if when.tzinfo is not None:
         when = when.astimezone(UTC).replace(tzinfo=None)
     return when
-
-
-@dataclass(frozen=True, slots=True)
-class LogSummary:
-    """All sources together. The same line often sits in dmesg, the journal and kern.log, so
-    ``table_full`` is the largest count any single source holds (a lower bound), not a sum."""
-
-    table_full: int
-    expect_full: int
-    suppressed: int
-    first: str | None
-    last: str | None
-    by_netns: dict[int | None, int]
-    sources: tuple[SourceScan, ...]
-
-    @property
-    def events(self) -> int:
-        return self.table_full + self.expect_full
-
-    def for_netns(self, inode: int | None) -> int:
-        """table-full lines naming this namespace (None: the initial one)."""
-        return self.by_netns.get(inode, 0)
 
 
 def summarise(scans: Iterable[SourceScan]) -> LogSummary:

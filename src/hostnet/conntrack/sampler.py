@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hostnet.conntrack.stats import ALIASES
+from hostnet.model.conntrack import ALIASES
 
 #: Unicode block elements, lowest to highest (a space is used for "no data").
 BLOCKS = "▁▂▃▄▅▆▇█"

@@ -8,50 +8,7 @@ table's total and repeats on every row: it is taken once, never summed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-#: ``entries`` is a gauge repeated on every row; every other column is a per-CPU event
-#: counter summed over rows. Current kernels print their ``chaintoolong`` counter under the
-#: header ``chainlength``, and the ``clash_resolve`` counter under ``clashres``.
-GAUGES = frozenset({"entries"})
-
-#: Old header names mapped to the name current kernels use for the same counter.
-ALIASES = {"clashres": "clash_resolve", "chainlength": "chaintoolong"}
-
-
-@dataclass(frozen=True, slots=True)
-class ConntrackStats:
-    """One reading of the stat file.
-
-    ``counters`` holds every column summed over CPUs except the gauges, keyed by the header
-    name as the kernel printed it. ``entries`` is the table size the kernel reported.
-    """
-
-    entries: int
-    counters: dict[str, int] = field(default_factory=dict)
-    header: tuple[str, ...] = ()
-    cpus: int = 0
-
-    def get(self, name: str) -> int | None:
-        """A counter by current or historic name (``clash_resolve`` also finds ``clashres``)."""
-        if name in self.counters:
-            return self.counters[name]
-        for old, new in ALIASES.items():
-            if new == name and old in self.counters:
-                return self.counters[old]
-        return None
-
-    @property
-    def drop(self) -> int:
-        return self.counters.get("drop", 0)
-
-    @property
-    def early_drop(self) -> int:
-        return self.counters.get("early_drop", 0)
-
-    @property
-    def insert_failed(self) -> int:
-        return self.counters.get("insert_failed", 0)
+from hostnet.model.conntrack import ConntrackStats
 
 
 class StatsFormatError(ValueError):
@@ -87,19 +44,22 @@ def parse_stats(text: str) -> ConntrackStats:
     return ConntrackStats(entries=entries, counters=counters, header=header, cpus=cpus)
 
 
-def rates(
-    before: ConntrackStats, after: ConntrackStats, seconds: float
-) -> dict[str, float]:
-    """Per-second rate of every counter present in both readings (counter resets give 0)."""
-    if seconds <= 0:
-        return {}
-    out: dict[str, float] = {}
-    for name, value in after.counters.items():
-        if name in GAUGES:
+def parse_conntrack_s(text: str) -> ConntrackStats:
+    """``conntrack -S`` output (``cpu=N found=.. drop=.. ...`` per CPU) summed over CPUs."""
+    sums: dict[str, int] = {}
+    cpus = 0
+    for line in text.splitlines():
+        fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
+        if "cpu" not in fields:
             continue
-        prev = before.counters.get(name)
-        if prev is None:
-            continue
-        delta = value - prev
-        out[name] = max(delta, 0) / seconds
-    return out
+        cpus += 1
+        for name, value in fields.items():
+            if name == "cpu":
+                continue
+            try:
+                sums[name] = sums.get(name, 0) + int(value)
+            except ValueError:
+                continue
+    if not cpus:
+        raise StatsFormatError("no 'cpu=' lines in conntrack -S output")
+    return ConntrackStats(entries=0, counters=sums, header=tuple(sums), cpus=cpus)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hostnet.conntrack.table import MISSING, FieldPattern, blocks, canonical_address
+from hostnet.model.conntrack import Composition
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 KeyValue = str | int
@@ -326,45 +327,6 @@ def top(
 
 
 # -- the doctor's table composition ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Composition:
-    """What the table is made of (see :func:`composition`).
-
-    ``by_state`` keys are ``"tcp ESTABLISHED"``-style (protocol and state; protocols without
-    states appear alone, e.g. ``"udp"``). ``assured`` counts entries flagged ASSURED;
-    ``offloaded`` those flagged OFFLOAD/HW_OFFLOAD (the kernel then hides ASSURED);
-    ``unreplied`` those that never saw a reply. ``top_dport`` keys are ``(proto, port)``.
-    """
-
-    entries: int
-    skipped: int
-    by_proto: dict[str, int] = field(default_factory=dict)
-    by_state: dict[str, int] = field(default_factory=dict)
-    assured: int = 0
-    unreplied: int = 0
-    offloaded: int = 0
-    top_src: list[tuple[str, int]] = field(default_factory=list)
-    top_dst: list[tuple[str, int]] = field(default_factory=list)
-    top_dport: list[tuple[tuple[str, int], int]] = field(default_factory=list)
-
-    def share(self, count: int) -> float:
-        return count / self.entries if self.entries else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "entries": self.entries,
-            "skipped": self.skipped,
-            "by_proto": self.by_proto,
-            "by_state": self.by_state,
-            "assured": self.assured,
-            "unreplied": self.unreplied,
-            "offloaded": self.offloaded,
-            "top_src": [{"src": k, "count": n} for k, n in self.top_src],
-            "top_dst": [{"dst": k, "count": n} for k, n in self.top_dst],
-            "top_dport": [{"proto": k[0], "dport": k[1], "count": n} for k, n in self.top_dport],
-        }
 
 
 def composition(chunks: Iterable[bytes | str], limit: int = 5) -> Composition:

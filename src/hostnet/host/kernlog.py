@@ -19,8 +19,9 @@ import os
 import re
 from collections.abc import Iterator
 
-from hostnet.conntrack.logscan import LogSummary, SourceScan, scan_buffer, scan_chunks, summarise
+from hostnet.conntrack.logscan import scan_buffer, scan_chunks, summarise
 from hostnet.host.root import Root
+from hostnet.model.kernlog import LogSummary, SourceScan
 
 LOG_DIR = "var/log"
 _LOG_FILE = re.compile(r"^(kern\.log|syslog|messages)(?:\.(\d+))?(\.gz)?$")

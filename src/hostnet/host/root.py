@@ -6,38 +6,20 @@ test fixtures and on ``hostnet collect`` snapshots. Nothing here writes.
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from hostnet.errors import InputError
+from hostnet.model.sysctl import SysctlRead, SysctlState, first_int
 from hostnet.sysctl.keys import key_to_path, path_to_key
 
 #: Where a snapshot keeps the output of commands it ran (see hostnet.host.snapshot).
 COMMANDS_DIR = ".hostnet/commands"
 #: Snapshot metadata (JSON) written by ``hostnet collect``.
 META_FILE = ".hostnet/meta.json"
-
-
-class SysctlState(enum.Enum):
-    OK = "ok"
-    MISSING = "missing"  # no such key on this kernel (or not in this snapshot)
-    DENIED = "denied"  # exists, but this process may not read it (e.g. write-only, 0600)
-
-
-@dataclass(frozen=True, slots=True)
-class SysctlRead:
-    key: str
-    state: SysctlState
-    value: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.state is SysctlState.OK
 
 
 class Root:
@@ -228,16 +210,6 @@ class Root:
         from hostnet.host.commands import run_optional
 
         return run_optional(argv, timeout=timeout)
-
-
-def first_int(value: str | None) -> int | None:
-    """The first whitespace-separated integer of a sysctl value, or None."""
-    if value is None:
-        return None
-    try:
-        return int(value.split()[0])
-    except (ValueError, IndexError):
-        return None
 
 
 def parse_kernel_version(release: str) -> tuple[int, int, int]:

@@ -13,35 +13,11 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+from hostnet.model.conntrack import Reading
 
 DEFAULT_STATE_DIR = Path("/var/lib/hostnet")
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    time: float
-    count: int
-    counters: dict[str, int] = field(default_factory=dict)
-    peak: int = 0
-    peak_time: float = 0.0
-    inode: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Reading:
-        return cls(
-            time=float(data["time"]),
-            count=int(data["count"]),
-            counters={str(k): int(v) for k, v in dict(data.get("counters", {})).items()},
-            peak=int(data.get("peak", 0)),
-            peak_time=float(data.get("peak_time", 0.0)),
-            inode=None if data.get("inode") is None else int(data["inode"]),
-        )
 
 
 def _file(state_dir: Path, netns: str | None) -> Path:
@@ -82,20 +58,3 @@ def merge(previous: Reading | None, now: Reading) -> Reading:
         return Reading(now.time, now.count, now.counters, previous.peak, previous.peak_time,
                        now.inode)
     return Reading(now.time, now.count, now.counters, now.count, now.time, now.inode)
-
-
-def rates(previous: Reading, now: Reading) -> dict[str, float] | None:
-    """Per-second change of each counter; None when time went backwards or a counter reset
-    (module reload, namespace recreated)."""
-    seconds = now.time - previous.time
-    if seconds <= 0:
-        return None
-    out: dict[str, float] = {}
-    for name, value in now.counters.items():
-        before = previous.counters.get(name)
-        if before is None:
-            continue
-        if value < before:
-            return None
-        out[name] = (value - before) / seconds
-    return out

@@ -1,0 +1,142 @@
+"""nftables JSON and iptables-save text -> the typed Ruleset (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from hostnet.model.firewall import NAT_KINDS, BaseChain, NatRule, Ruleset
+
+_XT_TARGETS = {"MASQUERADE": "masquerade", "SNAT": "snat", "DNAT": "dnat", "REDIRECT": "redirect"}
+_HOOK_CHAINS = ("PREROUTING", "POSTROUTING", "OUTPUT", "INPUT", "FORWARD")
+_VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "queue")
+#: iptables built-in chains: (table, chain) -> (hook, priority) as iptables-nft registers them.
+_IPT_PRIORITY = {"raw": -300, "mangle": -150, "nat": -100, "filter": 0, "security": 50}
+_IPT_NAT_PRIORITY = {"POSTROUTING": 100, "INPUT": 100}
+
+
+def _walk(node: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield k, v
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def _targets(value: Any) -> tuple[str, ...]:
+    if isinstance(value, dict):
+        addr = value.get("addr")
+        if isinstance(addr, str):
+            return (addr,)
+    return ()
+
+
+def parse_nft_json(text: str) -> Ruleset:
+    """``nft -j list ruleset`` output. ValueError when it is not JSON."""
+    doc = json.loads(text)
+    items = doc.get("nftables", []) if isinstance(doc, dict) else []
+    chains: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for item in items:
+        chain = item.get("chain") if isinstance(item, dict) else None
+        if isinstance(chain, dict) and chain.get("hook"):
+            ident = (str(chain.get("family")), str(chain.get("table")), str(chain.get("name")))
+            chains[ident] = {"chain": chain, "rules": 0, "verdicts": set()}
+    nat: list[NatRule] = []
+    uses_ct = False
+    for item in items:
+        rule = item.get("rule") if isinstance(item, dict) else None
+        if not isinstance(rule, dict):
+            continue
+        fam, table, chain = str(rule.get("family")), str(rule.get("table")), str(rule.get("chain"))
+        base = chains.get((fam, table, chain))
+        if base is not None:
+            base["rules"] += 1
+        for key, value in _walk(rule.get("expr", [])):
+            if key == "ct" or (key == "xt" and isinstance(value, dict)
+                               and str(value.get("name", "")) in ("conntrack", "state")):
+                uses_ct = True
+            if base is not None and key in _VERDICTS:
+                base["verdicts"].add(key)
+            kind: str | None = None
+            if key in NAT_KINDS:
+                kind = key
+            elif key == "xt" and isinstance(value, dict):
+                kind = _XT_TARGETS.get(str(value.get("name", "")).upper())
+            if kind:
+                uses_ct = True
+                hook = base["chain"].get("hook") if base is not None else None
+                if hook is None and chain.upper() in _HOOK_CHAINS:
+                    hook = chain.lower()
+                nat.append(NatRule(kind, fam, table, chain, str(hook) if hook else None, "nft",
+                                   _targets(value)))
+    base_chains = []
+    for (fam, table, name), info in chains.items():
+        c = info["chain"]
+        prio = c.get("prio", 0)
+        base_chains.append(BaseChain(
+            family=fam, table=table, name=name, hook=str(c.get("hook")),
+            priority=int(prio) if isinstance(prio, int) else 0, type=str(c.get("type", "filter")),
+            policy=str(c.get("policy", "accept")), source="nft", rules=int(info["rules"]),
+            verdicts=tuple(sorted(info["verdicts"]))))
+    return Ruleset(nat=tuple(nat), chains=tuple(base_chains), uses_conntrack=uses_ct,
+                   sources=("nft -j list ruleset",))
+
+
+def parse_iptables_save(text: str, family: str = "ipv4",
+                        source: str = "iptables-save") -> Ruleset:
+    """``iptables-save`` output: NAT targets, built-in chains with policies and verdicts."""
+    nat: list[NatRule] = []
+    policies: dict[tuple[str, str], str] = {}
+    rules: dict[tuple[str, str], int] = {}
+    verdicts: dict[tuple[str, str], set[str]] = {}
+    uses_ct = False
+    table = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("*"):
+            table = line[1:]
+            continue
+        if line.startswith(":"):
+            parts = line[1:].split()
+            if len(parts) >= 2 and parts[1] != "-":
+                policies[(table, parts[0])] = parts[1].lower()
+            continue
+        if not line.startswith("-A "):
+            continue
+        parts = line.split()
+        chain = parts[1]
+        rules[(table, chain)] = rules.get((table, chain), 0) + 1
+        if "conntrack" in parts or "state" in parts or table == "nat":
+            uses_ct = True
+        target = ""
+        if "-j" in parts and parts.index("-j") + 1 < len(parts):
+            target = parts[parts.index("-j") + 1]
+        if target:
+            verdicts.setdefault((table, chain), set()).add(
+                target.lower() if target in ("ACCEPT", "DROP", "REJECT", "RETURN") else "jump")
+        kind = _XT_TARGETS.get(target.upper()) if table == "nat" else None
+        if kind:
+            hook = chain.lower() if chain in _HOOK_CHAINS else None
+            to = parts[parts.index("--to-destination") + 1] if "--to-destination" in parts else (
+                parts[parts.index("--to-source") + 1] if "--to-source" in parts else None)
+            nat.append(NatRule(kind, family, "nat", chain, hook, "iptables-save",
+                               (to.split(":")[0],) if to else ()))
+    chains = []
+    for (tbl, chain), policy in policies.items():
+        prio = _IPT_NAT_PRIORITY.get(chain, -100) if tbl == "nat" else _IPT_PRIORITY.get(tbl, 0)
+        chains.append(BaseChain(
+            family=family, table=tbl, name=chain, hook=chain.lower(), priority=prio,
+            type="nat" if tbl == "nat" else "filter", policy=policy, source=source,
+            rules=rules.get((tbl, chain), 0),
+            verdicts=tuple(sorted(verdicts.get((tbl, chain), set())))))
+    return Ruleset(nat=tuple(nat), chains=tuple(chains), uses_conntrack=uses_ct,
+                   sources=(source,))
+
+
+def merge(a: Ruleset, b: Ruleset) -> Ruleset:
+    return Ruleset(nat=a.nat + b.nat, chains=a.chains + b.chains,
+                   uses_conntrack=a.uses_conntrack or b.uses_conntrack,
+                   sources=a.sources + b.sources)
