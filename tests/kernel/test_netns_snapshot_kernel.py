@@ -14,7 +14,8 @@ import pytest
 from hostnet.errors import NamespaceError
 from hostnet.host.netns import entered, list_named
 from hostnet.host.root import Root
-from hostnet.host.snapshot import collect, opened
+from hostnet.host.snapshot import opened
+from hostnet.observe.collect import collect
 from tests.helpers.netns import Netns
 
 KEY = "net.ipv4.tcp_fin_timeout"

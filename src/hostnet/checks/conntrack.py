@@ -444,11 +444,11 @@ def check_kernel_log(s: Subject) -> list[Finding]:
     summary = s.host.log
     if summary is None:
         return []
-    inode = s.ns.inode if s.ns.name is not None else None
+    inode = s.ns.inode if s.ns.is_child else None
     ct = s.ns.conntrack
     usage = ct.usage if ct is not None else None
     drop = ct.counter("drop") if ct is not None else None
-    return evaluate_log(summary, inode, s.ns.name, s.host.namespace_names, drop,
+    return evaluate_log(summary, inode, s.ns.netns, s.host.namespace_names, drop,
                         usage is not None and usage >= ERROR_USAGE)
 
 
@@ -457,7 +457,7 @@ def check_timeouts(s: Subject) -> list[Finding]:
     return evaluate_timeouts(
         s.role_name, s.ns.integer("net.netfilter.nf_conntrack_tcp_timeout_established"),
         s.ns.integer("net.netfilter.nf_conntrack_generic_timeout"),
-        ct.usage if ct is not None else None, s.ns.name)
+        ct.usage if ct is not None else None, s.ns.netns)
 
 
 CHECKS = (check_table, check_kernel_log, check_timeouts)

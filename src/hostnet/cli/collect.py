@@ -25,7 +25,7 @@ def collect(out: str, netns: str | None, no_table: bool) -> int:
     Every read-only command takes it back with --root FILE.tar.gz. Unreadable files (run as a
     normal user) are listed in the snapshot's .hostnet/meta.json.
     """
-    from hostnet.host.snapshot import collect as do_collect
+    from hostnet.observe.collect import collect as do_collect
 
     report = do_collect(out, netns=netns, table=not no_table)
     click.echo(f"wrote {report.path}: {report.files} files, {report.bytes / 1e6:.1f} MB read")

@@ -23,61 +23,10 @@ from pathlib import Path
 from hostnet import __version__
 from hostnet.errors import InputError
 from hostnet.host.root import COMMANDS_DIR, META_FILE, Root
+from hostnet.model.reads import ReadSet
 
-#: Plain files (relative to /) copied when present.
-FILES = (
-    "proc/meminfo",
-    "proc/slabinfo",
-    "proc/net/stat/nf_conntrack",
-    "proc/net/tcp",
-    "proc/net/tcp6",
-    "proc/net/udp",
-    "proc/net/udp6",
-    "proc/net/dev",
-    "sys/devices/system/cpu/online",
-    "sys/devices/system/cpu/possible",
-    "etc/sysctl.conf",
-    "etc/modules",
-    "etc/os-release",
-)
-#: Directories copied recursively when present (config, not logs).
-TREES = (
-    "etc/sysctl.d",
-    "run/sysctl.d",
-    "usr/local/lib/sysctl.d",
-    "usr/lib/sysctl.d",
-    "lib/sysctl.d",
-    "etc/modprobe.d",
-    "etc/modules-load.d",
-    "run/modules-load.d",
-    "usr/lib/modules-load.d",
-    "lib/modules-load.d",
-    "sys/module/nf_conntrack/parameters",
-)
-#: Kernel logs (the doctor scans them); files above LOG_LIMIT are left out and noted.
-LOG_GLOBS = ("kern.log*", "syslog*", "messages*")
+#: Kernel log files above LOG_LIMIT are left out and noted.
 LOG_LIMIT = 256 << 20
-#: Read-only commands whose output the readers use (name -> argv), see Root.command_output.
-COMMANDS: dict[str, list[str]] = {
-    "nft-ruleset.json": ["nft", "-j", "list", "ruleset"],
-    "nft-ruleset.txt": ["nft", "list", "ruleset"],
-    "iptables-save.txt": ["iptables-save"],
-    "ip6tables-save.txt": ["ip6tables-save"],
-    "dmesg": ["dmesg", "--time-format", "iso"],
-    "journalctl-k": [
-        "journalctl",
-        "-k",
-        "-o",
-        "short-iso",
-        "--no-pager",
-        "-q",
-        "--grep",
-        "table full|suppressed",
-    ],
-    "conntrack-S": ["conntrack", "-S"],
-    "ip-link.json": ["ip", "-j", "-d", "link", "show"],
-    "ip-addr.json": ["ip", "-j", "addr", "show"],
-}
 
 
 @dataclass
@@ -135,10 +84,12 @@ class _Writer:
                 self.add_file(sub)
 
 
-def collect(out: str, *, netns: str | None = None, table: bool = True) -> CollectReport:
-    """Write a snapshot of this host (optionally read inside ``netns``) to ``out``."""
+def collect(out: str, reads: ReadSet, *, netns: str | None = None,
+            table: bool = True) -> CollectReport:
+    """Write a snapshot of what ``reads`` names (read inside ``netns``) to ``out``."""
     from hostnet.host.commands import run_optional
-    from hostnet.host.netns import entered
+    from hostnet.host.kernlog import namespace_inodes
+    from hostnet.host.netns import entered, netns_inode
 
     report = CollectReport(out)
     tmp = f"{out}.tmp-{os.getpid()}"
@@ -146,24 +97,25 @@ def collect(out: str, *, netns: str | None = None, table: bool = True) -> Collec
         with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
             w = _Writer(tar, report)
             with entered(netns):
+                inode = netns_inode() if netns is not None else None
                 _collect_proc_sys(w)
-                for rel in FILES:
+                for rel in reads.netns_files + reads.host_files:
                     w.add_file(rel)
                 if table:
-                    w.add_file("proc/net/nf_conntrack")
+                    w.add_file(reads.table)
                 _collect_interfaces(w)
-                for name, argv in COMMANDS.items():
-                    output = run_optional(argv, timeout=20)
+                for cmd in reads.netns_commands + reads.host_commands:
+                    output = run_optional(list(cmd.argv), timeout=20)
                     if output is not None:
-                        w.add_bytes(f"{COMMANDS_DIR}/{name}", output.encode())
+                        w.add_bytes(f"{COMMANDS_DIR}/{cmd.name}", output.encode())
             seen: set[str] = set()
-            for rel in TREES:
+            for rel in reads.trees:
                 real = os.path.realpath("/" + rel)
                 if real in seen:
                     continue  # /lib -> /usr/lib on merged-/usr systems: keep one copy
                 seen.add(real)
                 w.add_tree(rel)
-            for pattern in LOG_GLOBS:
+            for pattern in reads.log_globs:
                 for path in sorted(Path("/var/log").glob(pattern)):
                     w.add_file(path.relative_to("/").as_posix(), limit=LOG_LIMIT)
             meta = {
@@ -171,6 +123,8 @@ def collect(out: str, *, netns: str | None = None, table: bool = True) -> Collec
                 "hostname": socket.gethostname(),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "netns": netns,
+                "netns_inode": inode,
+                "namespace_names": {str(k): v for k, v in namespace_inodes().items()},
                 "uid": os.geteuid(),
                 "skipped": report.skipped,
             }

@@ -124,6 +124,14 @@ class Reading:
         )
 
 
+def merge_peak(previous: Reading | None, now: Reading) -> Reading:
+    """``now`` with the peak carried over from ``previous`` when that was higher."""
+    if previous is not None and previous.peak > now.count:
+        return Reading(now.time, now.count, now.counters, previous.peak, previous.peak_time,
+                       now.inode)
+    return Reading(now.time, now.count, now.counters, now.count, now.time, now.inode)
+
+
 def counter_rates(before: dict[str, int], after: dict[str, int],
                   seconds: float) -> dict[str, float]:
     """Per-second rate of every counter present in both readings.

@@ -29,15 +29,30 @@ def observe_kernel(root: Root) -> KernelInfo:
                       mem_total=root.mem_total, cpus=root.cpu_count)
 
 
-def _snapshot_netns(root: Root) -> str | None:
+def _snapshot_netns(root: Root) -> tuple[str | None, int | None]:
+    """The namespace a snapshot was taken in (name, inode), from its meta.json."""
     if root.is_live:
-        return None
+        return None, None
     try:
         meta = json.loads(root.read_text(META_FILE) or "{}")
     except (ValueError, PermissionError):
-        return None
-    name = meta.get("netns") if isinstance(meta, dict) else None
-    return str(name) if name else None
+        return None, None
+    if not isinstance(meta, dict) or not meta.get("netns"):
+        return None, None
+    inode = meta.get("netns_inode")
+    return str(meta["netns"]), inode if isinstance(inode, int) else None
+
+
+def _snapshot_names(root: Root) -> dict[int, str]:
+    """Named namespaces by inode when the snapshot was taken (to name log lines)."""
+    try:
+        meta = json.loads(root.read_text(META_FILE) or "{}")
+    except (ValueError, PermissionError):
+        return {}
+    raw = meta.get("namespace_names") if isinstance(meta, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    return {int(k): str(v) for k, v in raw.items() if str(k).isdigit()}
 
 
 def observe(root: Root | None = None, *, netns: Sequence[str | None] = (None,),
@@ -51,16 +66,19 @@ def observe(root: Root | None = None, *, netns: Sequence[str | None] = (None,),
 
     namespaces: list[NetnsState] = []
     skipped: list[tuple[str, str]] = []
-    names: dict[int, str] = {}
     if base.is_live:
         from hostnet.host.kernlog import namespace_inodes
 
         names = namespace_inodes()
+    else:
+        names = _snapshot_names(base)
     for name in netns:
         if name is None:
-            inode = netns_inode() if base.is_live else None
+            snapshot_of, inode = _snapshot_netns(base)
+            if base.is_live:
+                inode = netns_inode()
             namespaces.append(observe_namespace(base, None, want, inode=inode,
-                                                snapshot_of=_snapshot_netns(base)))
+                                                snapshot_of=snapshot_of))
             continue
         try:
             with entered(name):

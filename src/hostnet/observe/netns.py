@@ -21,10 +21,12 @@ from hostnet.model.conntrack import (
     ConntrackStats,
     Reading,
     counter_rates,
+    merge_peak,
 )
 from hostnet.model.firewall import Ruleset
 from hostnet.model.host import ConntrackView, NetnsState
 from hostnet.model.net import Family, Interface, Listener, Network, Route
+from hostnet.model.reads import Command
 from hostnet.model.sysctl import SysctlRead, SysctlState
 from hostnet.observe import registry as reg
 from hostnet.observe.parse_net import (
@@ -62,7 +64,7 @@ class _Notes:
             self.items.append(text)
 
 
-def command(root: Root, cmd: reg.Command, timeout: float = 10.0) -> str | None:
+def command(root: Root, cmd: Command, timeout: float = 10.0) -> str | None:
     """A registry command's output (live: run it; snapshot: what collect stored)."""
     out = root.command_output(cmd.name, list(cmd.argv), timeout=timeout)
     if out is None and not root.is_live:
@@ -230,7 +232,7 @@ def _conntrack(root: Root, sysctl: dict[str, SysctlRead], name: str | None, want
     peak = count or 0
     age: float | None = None
     if want.history_dir is not None and stats is not None:
-        from hostnet.state import history
+        from hostnet.host import history
 
         previous = history.load(want.history_dir, name, inode)
         now = Reading(time=time.time(), count=count or 0, counters=dict(stats.counters),
@@ -240,7 +242,7 @@ def _conntrack(root: Root, sysctl: dict[str, SysctlRead], name: str | None, want
             if rates is None and now.time > previous.time:
                 rates = counter_rates(previous.counters, now.counters, now.time - previous.time)
                 rate_seconds, rate_source = now.time - previous.time, "previous run"
-        now = history.merge(previous, now)
+        now = merge_peak(previous, now)
         peak = now.peak
     return ConntrackView(
         count=count, max=limit, buckets=buckets, stats=stats, stats_source=source,
