@@ -181,9 +181,6 @@ class Root:
             out[name] = None if text is None else text.strip()
         return out
 
-    def module_loaded(self, module: str) -> bool:
-        return self.exists(f"sys/module/{module}")
-
     def net_interfaces(self) -> list[str]:
         return self.listdir("sys/class/net")
 
