@@ -19,6 +19,8 @@ Library entry point (used by ``hostnet doctor`` and the Prometheus exporter)::
 ``composition``  False skips the expensive parts (conntrack table walk, kernel log scan).
 ``interval``     seconds to sample conntrack counters for rates; ``state_dir`` keeps readings.
 ``skip_denied``  with several namespaces, note one that cannot be entered instead of failing.
+``snapshot_netns`` the namespace a snapshot ``root`` was collected in (its meta.json): the
+                 report is labelled with it and judged as that namespace, without entering it.
 
 Each namespace gets its own :class:`Context`; a check that hits a permission error or a failed
 command is noted in ``unreadable`` and the others still run.
@@ -80,6 +82,8 @@ class DoctorReport:
     namespaces: list[NamespaceReport] = field(default_factory=list)
     #: Problems outside any one namespace (a namespace that could not be entered).
     notes: list[str] = field(default_factory=list)
+    #: Namespaces left out because they could not be entered (skip_denied).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def several(self) -> bool:
@@ -196,6 +200,7 @@ def run(
     interval: float | None = None,
     state_dir: Path | None = None,
     skip_denied: bool = False,
+    snapshot_netns: str | None = None,
 ) -> DoctorReport:
     """Check every namespace in ``netns`` (see the module docstring)."""
     if root is not None and not root.is_live and any(n is not None for n in netns):
@@ -205,7 +210,8 @@ def run(
     for name in netns:
         if name is None:
             report.namespaces.append(check_namespace(
-                root or Root("/"), name=None, role=role, modules=modules,
+                root or Root("/"), name=snapshot_netns if root is not None else None,
+                role=role, modules=modules,
                 composition=composition, interval=interval, state_dir=state_dir))
             continue
         from hostnet.host.netns import entered
@@ -219,4 +225,5 @@ def run(
             if not skip_denied or isinstance(exc, UsageError):
                 raise
             report.notes.append(f"namespace {name}: {exc.message}")
+            report.skipped.append(name)
     return report

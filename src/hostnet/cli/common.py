@@ -20,7 +20,8 @@ def root_option(f: F) -> F:
         "root_path",
         metavar="DIR|FILE.tar.gz",
         default=None,
-        help="Read a fixture tree or a 'hostnet collect' snapshot instead of the live host.",
+        help="Read a 'hostnet collect' snapshot (FILE.tar.gz, or a directory unpacked from one) "
+        "or a host tree with proc/sys instead of the live host; anything else is refused.",
     )(f)
 
 
@@ -49,10 +50,14 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
 
 
 @contextmanager
-def open_root(root_path: str | None, netns: str | None = None) -> Iterator[Root]:
+def open_root(
+    root_path: str | None, netns: str | None = None, *, config_only: bool = False
+) -> Iterator[Root]:
     """Yield the Root to read: a snapshot or tree (``--root``), or the live host.
 
-    With ``netns`` the body runs inside that network namespace (live host only).
+    With ``netns`` the body runs inside that network namespace (live host only). A --root that
+    is neither a snapshot nor a host tree is refused; ``config_only`` (lint --system) also
+    accepts a tree holding only sysctl configuration.
     """
     if root_path is not None:
         if netns is not None:
@@ -64,7 +69,7 @@ def open_root(root_path: str | None, netns: str | None = None) -> Iterator[Root]
             )
         from hostnet.host.snapshot import opened
 
-        with opened(root_path) as root:
+        with opened(root_path, config_only=config_only) as root:
             yield root
         return
     from hostnet.host.netns import entered
