@@ -161,7 +161,7 @@ def nagios(report: DoctorReport) -> tuple[int, str]:
         perf.extend(_perfdata(ns, f"{ns.label}_" if report.several else ""))
     if report.skipped:
         n = len(report.skipped)
-        text += (f"; {n} namespace{'s' if n != 1 else ''} skipped (could not be entered: "
+        text += (f"; {n} namespace{'s' if n != 1 else ''} skipped (not checked: "
                  f"{', '.join(report.skipped[:3])}{', ...' if n > 3 else ''})")
         perf.append(f"{perf_label('namespaces_skipped')}={n}")
     line = f"HOSTNET {NAGIOS_STATES[state]} - {_plain(text)}"
