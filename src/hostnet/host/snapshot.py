@@ -419,13 +419,22 @@ def unpack(path: str, dest: str) -> int:
                     raise InputError(f"{path}: refused: member {member.name!r} is {kind}")
                 os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
                 _write_file(tar, member, target)
+            # a damaged header ends tarfile's loop quietly: read the stream to its end so
+            # gzip checks its CRC and length (a corrupt or cut archive raises here)
+            assert tar.fileobj is not None
+            while tar.fileobj.read(1 << 20):
+                pass
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile):
         raise InputError(f"{path}: {_CORRUPT}") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot unpack into {dest}: {exc.strerror or exc}") from None
     # links last: no file is ever written through one, and each must resolve inside
     for member, rel in links:
-        _make_link(path, base, member, rel)
+        try:
+            _make_link(path, base, member, rel)
+        except OSError as exc:  # e.g. a link over a directory of the same name
+            raise InputError(f"{path}: refused: member {member.name!r}: "
+                             f"{exc.strerror or exc}") from None
     for target, mode in reversed(dirs):
         os.chmod(target, mode | 0o700)  # keep it removable
     return members
