@@ -83,10 +83,21 @@ class DoctorCommand(click.Command):
             _nagios_unknown(f"internal error: {type(exc).__name__}: {exc}")
 
 
+#: Files the checks read quietly when they can (they are root-only on most hosts).
+ROOT_ONLY = (
+    ("proc/slabinfo", "conntrack sizing assumes a typical entry size"),
+    ("sys/module/nf_conntrack/parameters/hashsize", "the bucket count comes from the sysctl"),
+)
+
+
 def _unread_sources(root: Any, meta: Any, logs: bool) -> list[str]:
     """What the checks could not see that they do not report themselves: what collect could
     not read (a snapshot), and kernel log sources (read only with the composition checks)."""
     out = [f"snapshot: {item}" for item in meta.skipped] if meta is not None else []
+    for rel, used in ROOT_ONLY:
+        path = root.file(rel)
+        if meta is None and path.exists() and not os.access(path, os.R_OK):
+            out.append(f"/{rel} (permission denied: {used})")
     if logs:
         from hostnet.host.kernlog import unreadable_sources
 
