@@ -392,11 +392,13 @@ BAD_NAMES = ["", "a" * 256, "é" * 128, "a/b", ".", ".."]
 @pytest.mark.parametrize("name", BAD_NAMES, ids=["empty", "256-bytes", "256-utf8", "slash",
                                                  "dot", "dotdot"])
 @pytest.mark.parametrize("command", [["lint", "--system"], ["conntrack", "top"],
-                                     ["doctor"], ["collect", "-o", "/nonexistent/x.tar.gz"]])
-def test_bad_namespace_names(capsys: pytest.CaptureFixture[str], name: str,
+                                     ["doctor"], ["collect", "-o", "{tmp}/x.tar.gz"]])
+def test_bad_namespace_names(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str,
                              command: list[str]) -> None:
-    code, out, err = hostnet(capsys, *command, "--netns", name)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    code, out, err = hostnet(capsys, *argv, "--netns", name)
     assert code == 2 and out == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
     line = one_error_line(err)
     assert "namespace name" in line and "1-255 bytes" in line
 
@@ -445,3 +447,10 @@ def test_top_file_truncated_gzip(capsys: pytest.CaptureFixture[str], tmp_path: P
     code, _, err = hostnet(capsys, "conntrack", "top", "--file", str(gz))
     assert code == 2
     assert "truncated or corrupted" in one_error_line(err)
+
+
+def test_collect_to_an_unwritable_place(capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    code, out, err = hostnet(capsys, "collect", "-o", str(tmp_path / "no/such/dir/x.tar.gz"))
+    assert code == 2 and out == ""
+    assert "cannot write the snapshot" in err.splitlines()[0] and "internal error" not in err

@@ -150,8 +150,10 @@ class _Writer:
 
 def collect(out: str, *, netns: str | None = None, table: bool = True) -> CollectReport:
     """Write a snapshot of this host (optionally read inside ``netns``) to ``out``."""
-    from hostnet.host.netns import entered
+    from hostnet.host.netns import entered, validate_name
 
+    if netns is not None:
+        validate_name(netns)  # before anything is written
     report = CollectReport(out)
     tmp = f"{out}.tmp-{os.getpid()}"
     try:
