@@ -109,7 +109,7 @@ def test_nat_router_recommended_and_forwarding_not_flagged(
     proc = hostnet("doctor", "--netns", router.name, "--nagios", "--state-dir", str(tmp_path))
     line = proc.stdout.strip()
     assert proc.returncode in (0, 1, 2) and "\n" not in line
-    assert line.startswith("HOSTNET ") and "conntrack_usage=" in line and "drops=" in line
+    assert line.startswith("HOSTNET ") and "'conntrack_usage'=" in line and "'drops'=" in line
 
 
 def test_web_server_with_nat_rules_but_no_forwarding(
