@@ -367,6 +367,7 @@ def test_perfdata_labels_are_quoted() -> None:
     assert perf_label("conntrack_usage") == "'conntrack_usage'"
     assert perf_label("it's") == "'it''s'"
     assert perf_label("a=b") == "'a_b'"
+    assert perf_label("new\nline") == "'new_line'"
     _, line = nagios(DoctorReport([_ns(None), _ns("o'neil x=1")]))
     text, perf = line.split(" | ")
     assert text == "HOSTNET OK - no findings"

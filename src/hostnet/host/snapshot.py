@@ -293,12 +293,9 @@ _CORRUPT = "the snapshot archive is truncated or corrupted; collect it again"
 class SnapshotMeta:
     """What ``.hostnet/meta.json`` says about a snapshot."""
 
-    netns: str | None = None
-    hostname: str | None = None
-    time: str | None = None
-    uid: int | None = None
-    version: str | None = None
-    members: int | None = None
+    netns: str | None = None  # what 'collect --netns' was given
+    uid: int | None = None  # who collected it
+    members: int | None = None  # tar members before meta.json
     skipped: tuple[str, ...] = ()
 
 
@@ -325,12 +322,9 @@ def read_meta(root: Root) -> SnapshotMeta | None:
             raise InputError(f"{where}: {key!r} should be {kind.__name__}, not {value!r}")
         return value
 
-    skipped = get("skipped", list) or []
-    return SnapshotMeta(
-        netns=get("netns", str), hostname=get("hostname", str), time=get("time", str),
-        uid=get("uid", int), version=doc["hostnet"], members=get("members", int),
-        skipped=tuple(str(s) for s in skipped),
-    )
+    return SnapshotMeta(netns=get("netns", str), uid=get("uid", int),
+                        members=get("members", int),
+                        skipped=tuple(str(s) for s in get("skipped", list) or []))
 
 
 def check_tree(root: Root, shown: str, *, config_only: bool = False) -> SnapshotMeta | None:
@@ -389,6 +383,7 @@ def unpack(path: str, dest: str) -> int:
     links: list[tuple[tarfile.TarInfo, str]] = []
     dirs: list[tuple[str, int]] = []
     members = 0
+    current = ""
     try:
         tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile):
@@ -399,6 +394,7 @@ def unpack(path: str, dest: str) -> int:
     try:
         with tar:
             for member in tar:
+                current = member.name
                 try:
                     rel = _member_path(member)
                 except InputError as exc:
@@ -429,7 +425,8 @@ def unpack(path: str, dest: str) -> int:
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile):
         raise InputError(f"{path}: {_CORRUPT}") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot unpack into {dest}: {exc.strerror or exc}") from None
+        raise InputError(f"{path}: cannot unpack member {current!r}: "
+                         f"{exc.strerror or exc}") from None
     # links last: no file is ever written through one, and each must resolve inside
     for member, rel in links:
         try:

@@ -113,8 +113,9 @@ def _num(value: Any) -> float | None:
 
 def perf_label(label: str) -> str:
     """A perfdata label quoted as the Nagios plugin guidelines say: in single quotes, a quote
-    inside doubled; '=' (never allowed in a label) becomes '_'."""
-    return "'" + label.replace("=", "_").replace("'", "''") + "'"
+    inside doubled; '=' (never allowed in a label) and control characters become '_'."""
+    clean = "".join("_" if ch == "=" or ord(ch) < 32 else ch for ch in label)
+    return "'" + clean.replace("'", "''") + "'"
 
 
 def _perfdata(ns: NamespaceReport, prefix: str) -> list[str]:
