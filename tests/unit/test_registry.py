@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hostnet.host.root import COMMANDS_DIR, META_FILE, Root
-from hostnet.observe import Want, observe
 from hostnet.observe import registry as reg
+from hostnet.observe.host import Want, observe
 
 ROOTS = Path(__file__).resolve().parents[1] / "fixtures" / "roots"
 

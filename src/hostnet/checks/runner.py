@@ -1,6 +1,6 @@
 """Run the doctor's checks over an observed HostState (pure) and gather the report.
 
-    from hostnet.observe import observe
+    from hostnet.observe.host import observe
     from hostnet.checks.runner import evaluate
     report = evaluate(observe(Root("/")), role=None)
 
@@ -68,6 +68,8 @@ class DoctorReport:
     namespaces: list[NamespaceReport] = field(default_factory=list)
     #: Problems outside any one namespace (a namespace that could not be entered).
     notes: list[str] = field(default_factory=list)
+    #: Namespaces left out because they could not be entered (skip_denied).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def several(self) -> bool:
@@ -160,7 +162,9 @@ def evaluate(host: HostState, *, role: str | None = None,
              modules: Sequence[str] = DEFAULT_MODULES) -> DoctorReport:
     """Judge every observed namespace (pure)."""
     catalogue = load_catalogue()
-    report = DoctorReport(notes=[f"namespace {name}: {why}" for name, why in host.skipped])
+    report = DoctorReport(notes=[*(f"namespace {name}: {why}" for name, why in host.skipped),
+                                 *host.unreadable],
+                          skipped=[name for name, _ in host.skipped])
     for ns in host.namespaces:
         report.namespaces.append(evaluate_namespace(host, ns, role=role, modules=modules,
                                                     catalogue=catalogue))

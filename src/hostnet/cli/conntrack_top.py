@@ -68,6 +68,13 @@ def top(
         for block in blocks(chunks):
             counter.feed(block)
     result = counter.result(limit)
+    if file_path is not None and result.entries == 0 and result.skipped:
+        from hostnet.errors import InputError
+
+        raise InputError(
+            f"{'standard input' if file_path == '-' else file_path}: no line looked like a "
+            f"conntrack entry ({result.skipped} lines read); --file takes a saved "
+            "/proc/net/nf_conntrack or 'conntrack -L' output")
     if fmt == "json":
         out = result.to_dict()
         out["source"] = {"kind": kind, "where": where}

@@ -142,3 +142,43 @@ def namespace_inodes(run_dir: str = "/run/netns") -> dict[int, str]:
         except OSError:
             continue
     return out
+
+
+def _restrict_note(root: Root) -> str:
+    value = root.sysctl_value("kernel.dmesg_restrict")
+    if value is None:
+        return "kernel.dmesg_restrict unknown"
+    if value.strip() == "1":
+        return "kernel.dmesg_restrict = 1: only root or CAP_SYSLOG may read it"
+    return f"kernel.dmesg_restrict = {value.strip()}"
+
+
+def unreadable_sources(root: Root, *, snapshot_uid: int | None = None) -> list[str]:
+    """Kernel log sources this run cannot read, each with the reason (the scan itself skips
+    them silently). ``snapshot_uid``: the user a snapshot was collected as (its meta.json
+    records what collect could not read, so only plain trees are judged here)."""
+    out: list[str] = []
+    if root.is_live:
+        try:
+            os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        except PermissionError:
+            out.append(f"kernel ring buffer (dmesg, /dev/kmsg): permission denied "
+                       f"({_restrict_note(root)})")
+        except OSError:
+            pass  # no /dev/kmsg (a container): dmesg or the files may still answer
+        for rel in ("var/log/journal", "run/log/journal"):
+            for machine in root.listdir(rel):
+                d = root.file(f"{rel}/{machine}")
+                if d.is_dir() and not os.access(d, os.R_OK | os.X_OK):
+                    out.append(f"/{rel}/{machine} (journal, permission denied: readable by "
+                               "root and the adm/systemd-journal groups)")
+    elif snapshot_uid is None and root.command_output("dmesg", []) is None:
+        value = root.sysctl_value("kernel.dmesg_restrict")
+        if value is not None and value.strip() == "1":
+            out.append(f"kernel ring buffer: not in this tree ({_restrict_note(root)}; "
+                       "collect the snapshot as root)")
+    for rel in log_files(root):
+        path = root.file(rel)
+        if not os.access(path, os.R_OK):
+            out.append(f"/{rel} (permission denied)")
+    return out
