@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hostnet.exporter import NODE_STATS, Targets, read_sample, sample_all, sample_namespace
 from hostnet.host.netns import entered
 from hostnet.host.root import Root
+from hostnet.service.exporter import NODE_STATS, Targets, read_sample, sample_all, sample_namespace
 from tests.helpers.conntrack import count, enable_tracking, load_assured
 from tests.helpers.netns import Netns, free_port
 
@@ -126,7 +126,7 @@ def test_node_exporter_names_and_types(exporter: tuple[int, Netns]) -> None:
 
 def test_node_gauges_equal_the_stat_file_sum() -> None:
     """node_nf_conntrack_stat_* are sums over the per-CPU rows (read the file ourselves)."""
-    from hostnet.exporter import families
+    from hostnet.service.exporter import families
 
     text = Path("/proc/net/stat/nf_conntrack").read_text()
     rows = [line.split() for line in text.splitlines()]

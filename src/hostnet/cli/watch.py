@@ -40,7 +40,7 @@ class _NsState:
 class Watcher:
     """Reads the namespaces and builds views. Owns no terminal: testable with --once."""
 
-    targets: Any  # hostnet.exporter.Targets
+    targets: Any  # hostnet.service.exporter.Targets
     interval: float = 1.0
     top_max_entries: int = 50_000
     states: dict[str | None, _NsState] = field(default_factory=dict)
@@ -56,8 +56,8 @@ class Watcher:
     def step(self, *, force_top: bool = False) -> Any:
         """Read once and return the WatchView to draw."""
         from hostnet.conntrack.sampler import Reading, Sampler
-        from hostnet.exporter import sample_namespace
         from hostnet.render.watch import NamespaceView, WatchView
+        from hostnet.service.exporter import sample_namespace
 
         views: list[NamespaceView] = []
         findings: list[Any] = []
@@ -248,8 +248,8 @@ def watch(netns: tuple[str, ...], all_netns: bool, interval: float, top_max_entr
     Per namespace: a usage bar against nf_conntrack_max, the table size over the last
     minutes, growth and drops per second. Keys: q quit, t read the top sources now.
     """
-    from hostnet.exporter import Targets
     from hostnet.host.netns import entered
+    from hostnet.service.exporter import Targets
 
     if netns and all_netns:
         raise UsageError("--netns and --all-netns do not combine",

@@ -1,14 +1,7 @@
-"""Kernel log sources, read through a Root so snapshots and fixture trees work the same.
+"""Raw kernel log sources: which log files a root has, their bytes (mmapped or gunzipped in
+blocks), /dev/kmsg without blocking, and which sources this process cannot read.
 
-Sources, in order:
-
-* the ring buffer: ``dmesg --time-format iso`` (a snapshot stores it as the command output
-  ``dmesg``); when dmesg is unavailable on the live host, ``/dev/kmsg`` read without blocking;
-* the journal: ``journalctl -k`` (snapshot: ``journalctl-k``);
-* log files under ``var/log``: ``kern.log``, ``syslog``, ``messages`` and their rotations
-  (``.1``, ``.2.gz`` ...). Plain files are mmapped, ``.gz`` files are read in blocks.
-
-Recognition is in :mod:`hostnet.conntrack.logscan` (pure).
+Scanning them is :mod:`hostnet.observe.kernlog`; recognition :mod:`hostnet.conntrack.logscan`.
 """
 
 from __future__ import annotations
@@ -18,10 +11,9 @@ import mmap
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-from hostnet.conntrack.logscan import scan_buffer, scan_chunks, summarise
 from hostnet.host.root import Root
-from hostnet.model.kernlog import LogSummary, SourceScan
 
 LOG_DIR = "var/log"
 _LOG_FILE = re.compile(r"^(kern\.log|syslog|messages)(?:\.(\d+))?(\.gz)?$")
@@ -40,7 +32,7 @@ def log_files(root: Root) -> list[str]:
     return [rel for _family, _n, rel in found]
 
 
-def _gzip_chunks(path: str) -> Iterator[bytes]:
+def gzip_chunks(path: str) -> Iterator[bytes]:
     with gzip.open(path, "rb") as fh:
         while True:
             block = fh.read(CHUNK)
@@ -49,29 +41,26 @@ def _gzip_chunks(path: str) -> Iterator[bytes]:
             yield block
 
 
-def scan_file(path: str, source: str | None = None) -> SourceScan:
-    """Scan one log file (plain or gzip). Unreadable or empty files give an empty scan."""
-    label = source or path
-    if path.endswith(".gz"):
-        try:
-            return scan_chunks(_gzip_chunks(path), label)
-        except (OSError, EOFError):
-            return SourceScan(label)
+@contextmanager
+def mapped(path: str) -> Iterator[mmap.mmap | None]:
+    """A read-only mmap of a plain file (None when it is empty or cannot be opened)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return SourceScan(label)
+        yield None
+        return
     try:
         size = os.fstat(fd).st_size
         if size == 0:
-            return SourceScan(label)
+            yield None
+            return
         with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mm:
-            return scan_buffer(mm, label)
+            yield mm
     finally:
         os.close(fd)
 
 
-def _read_kmsg() -> bytes:
+def read_kmsg() -> bytes:
     """Everything /dev/kmsg still holds, without blocking (live host only)."""
     out: list[bytes] = []
     try:
@@ -94,39 +83,6 @@ def _read_kmsg() -> bytes:
     finally:
         os.close(fd)
     return b"".join(out)
-
-
-def ring_buffer(root: Root) -> SourceScan | None:
-    text = root.command_output("dmesg", ["dmesg", "--time-format", "iso"], timeout=20)
-    if text is not None:
-        return scan_buffer(text.encode("utf-8", "replace"), "dmesg")
-    if root.is_live:
-        data = _read_kmsg()
-        if data:
-            return scan_buffer(data, "/dev/kmsg")
-    return None
-
-
-def journal(root: Root) -> SourceScan | None:
-    argv = ["journalctl", "-k", "-o", "short-iso", "--no-pager", "-q",
-            "--grep", "table full|suppressed"]
-    text = root.command_output("journalctl-k", argv, timeout=30)
-    if text is None:
-        return None
-    return scan_buffer(text.encode("utf-8", "replace"), "journalctl -k")
-
-
-def scan_all(root: Root, *, files: bool = True) -> LogSummary:
-    """Every source this root has, combined (see logscan.summarise for how)."""
-    scans: list[SourceScan] = []
-    for reader in (ring_buffer, journal):
-        got = reader(root)
-        if got is not None:
-            scans.append(got)
-    if files:
-        for rel in log_files(root):
-            scans.append(scan_file(str(root.file(rel)), "/" + rel))
-    return summarise(scans)
 
 
 def namespace_inodes(run_dir: str = "/run/netns") -> dict[int, str]:

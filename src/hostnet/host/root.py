@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hostnet.errors import InputError
 from hostnet.model.sysctl import SysctlRead, SysctlState, first_int
-from hostnet.sysctl.keys import key_to_path, path_to_key
+from hostnet.model.keys import key_to_path, path_to_key
 
 #: Where a snapshot keeps the output of commands it ran (see hostnet.host.snapshot).
 COMMANDS_DIR = ".hostnet/commands"

@@ -87,7 +87,7 @@ def observe(root: Root | None = None, *, netns: Sequence[str | None] = (None,),
             skipped.append((name, exc.message))
     log = None
     if want.log:
-        from hostnet.host.kernlog import scan_all
+        from hostnet.observe.kernlog import scan_all
 
         log = scan_all(base)
     return HostState(kernel=observe_kernel(base), namespaces=tuple(namespaces),

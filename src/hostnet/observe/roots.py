@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from hostnet.errors import UsageError
 from hostnet.host.root import Root
 
-__all__ = ["Root", "named_namespaces", "open_root"]
+__all__ = ["Root", "check_namespaces", "named_namespaces", "open_root"]
 
 
 @contextmanager
@@ -44,3 +44,12 @@ def named_namespaces() -> list[str]:
     from hostnet.host.netns import list_named
 
     return list_named()
+
+
+def check_namespaces(names: list[str]) -> None:
+    """Fail now on a namespace that cannot be entered (a typo), before serving anything."""
+    from hostnet.host.netns import entered
+
+    for name in names:
+        with entered(name):
+            pass

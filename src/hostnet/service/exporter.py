@@ -207,7 +207,7 @@ def doctor_summary(netns: Sequence[str | None]) -> dict[str, int]:
 
 def log_table_full_events() -> int:
     """'table full' lines the kernel ring buffer and journal hold (all namespaces)."""
-    from hostnet.host.kernlog import scan_all
+    from hostnet.observe.kernlog import scan_all
 
     return scan_all(Root("/"), files=False).table_full
 
