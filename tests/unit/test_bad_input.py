@@ -21,6 +21,8 @@ from hostnet.cli.main import main
 from hostnet.errors import InputError
 from hostnet.host.netns import validate_name
 from hostnet.host.snapshot import inside_link, opened, unpack
+from hostnet.model.conntrack import ConntrackStats
+from hostnet.model.host import ConntrackView
 from hostnet.render.doctor import nagios, perf_label
 
 ROOTS = Path(__file__).resolve().parents[1] / "fixtures" / "roots"
@@ -360,7 +362,9 @@ def test_nagios_unreadable_snapshot_is_unknown(capsys: pytest.CaptureFixture[str
 def _ns(name: str | None) -> NamespaceReport:
     facts = {"conntrack_usage": 0.5, "conntrack_count": 10, "conntrack_max": 20,
              "conntrack_drop": 0}
-    return NamespaceReport(name, "server", "x", False, [], facts, [], True)
+    view = ConntrackView(count=10, max=20, buckets=None,
+                         stats=ConntrackStats(10, {"drop": 0}))
+    return NamespaceReport(name, "server", "x", False, [], facts, [], True, conntrack=view)
 
 
 def test_perfdata_labels_are_quoted() -> None:

@@ -15,6 +15,8 @@ from hostnet.cli.main import cli
 from hostnet.errors import UsageError
 from hostnet.findings import Finding, Severity
 from hostnet.host.root import Root
+from hostnet.model.conntrack import ConntrackStats
+from hostnet.model.host import ConntrackView
 from hostnet.render.doctor import nagios, render_text
 from hostnet.service.doctor import run
 
@@ -62,7 +64,13 @@ def test_text_report_groups_by_area_worst_first() -> None:
 
 def _ns(facts: Mapping[str, object], findings: list[Finding], readable: bool = True,
         name: str | None = None) -> NamespaceReport:
-    return NamespaceReport(name, "server", "x", False, findings, dict(facts), [], readable)
+    view = None
+    if "conntrack_count" in facts:
+        view = ConntrackView(count=int(str(facts["conntrack_count"])),
+                             max=int(str(facts["conntrack_max"])), buckets=None,
+                             stats=ConntrackStats(0, {"drop": int(str(facts["conntrack_drop"]))}))
+    return NamespaceReport(name, "server", "x", False, findings, dict(facts), [], readable,
+                           conntrack=view)
 
 
 CT = Finding("CT101", "conntrack-table-full", Severity.ERROR, "full")

@@ -23,7 +23,7 @@ from hostnet.findings import Finding, Severity, normalize, summary, worst
 from hostnet.knowledge.catalogue import Catalogue
 from hostnet.knowledge.catalogue import load as load_catalogue
 from hostnet.knowledge.roles import load as load_role
-from hostnet.model.host import HostState, NetnsState
+from hostnet.model.host import ConntrackView, HostState, NetnsState
 
 DEFAULT_MODULES: tuple[str, ...] = (
     "hostnet.checks.conntrack",
@@ -57,6 +57,8 @@ class NamespaceReport:
     facts: dict[str, Any] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
     readable: bool = True
+    #: The conntrack reading judged (for Nagios perfdata), typed.
+    conntrack: ConntrackView | None = None
 
     @property
     def label(self) -> str:
@@ -151,7 +153,8 @@ def evaluate_namespace(host: HostState, ns: NetnsState, *, role: str | None = No
         name=ns.name if ns.name is not None else ns.snapshot_of, role=chosen,
         role_reason=reason, role_given=role is not None, findings=ordered,
         facts=facts(host, ns, recommended, ordered),
-        unreadable=list(dict.fromkeys([*ns.unreadable, *problems])), readable=ns.readable)
+        unreadable=list(dict.fromkeys([*ns.unreadable, *problems])), readable=ns.readable,
+        conntrack=ns.conntrack)
 
 
 def _tag(f: Finding, name: str) -> Finding:

@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 
 from hostnet.errors import InputError
-from hostnet.model.sysctl import SysctlRead, SysctlState, first_int
 from hostnet.model.keys import key_to_path, path_to_key
+from hostnet.model.sysctl import SysctlRead, SysctlState, first_int
 
 #: Where a snapshot keeps the output of commands it ran (see hostnet.host.snapshot).
 COMMANDS_DIR = ".hostnet/commands"

@@ -5,13 +5,11 @@ Pure: report in, string out. Colour comes from rich only when asked for (a termi
 
 from __future__ import annotations
 
-from typing import Any
-
 from hostnet.checks.runner import AREAS, DoctorReport, NamespaceReport, area
 from hostnet.findings import Finding, Severity, summary, worst
+from hostnet.model.conntrack import USAGE_CRITICAL, USAGE_WARNING
 
 NAGIOS_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
-USAGE_WARN, USAGE_CRIT = 75, 90
 _TAG = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN ", Severity.INFO: "info "}
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "cyan"}
 
@@ -107,10 +105,6 @@ def render_text(report: DoctorReport, *, colour: bool = False, verbose: bool = T
     return cap.get()
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def perf_label(label: str) -> str:
     """A perfdata label quoted as the Nagios plugin guidelines say: in single quotes, a quote
     inside doubled; '=' (never allowed in a label) and control characters become '_'."""
@@ -120,17 +114,18 @@ def perf_label(label: str) -> str:
 
 def _perfdata(ns: NamespaceReport, prefix: str) -> list[str]:
     out: list[str] = []
-    usage, count, limit = (_num(ns.facts.get(k)) for k in
-                           ("conntrack_usage", "conntrack_count", "conntrack_max"))
-    drops = _num(ns.facts.get("conntrack_drop"))
+    ct = ns.conntrack
+    if ct is None:
+        return out
+    usage, drops = ct.usage, ct.counter("drop")
     if usage is not None:
         out.append(f"{perf_label(prefix + 'conntrack_usage')}={usage * 100:.1f}%;"
-                   f"{USAGE_WARN};{USAGE_CRIT};0;100")
-    if count is not None:
-        out.append(f"{perf_label(prefix + 'conntrack_entries')}={int(count)};;;0;"
-                   f"{int(limit) if limit is not None else ''}")
+                   f"{USAGE_WARNING * 100:g};{USAGE_CRITICAL * 100:g};0;100")
+    if ct.count is not None:
+        out.append(f"{perf_label(prefix + 'conntrack_entries')}={ct.count};;;0;"
+                   f"{ct.max if ct.max is not None else ''}")
     if drops is not None:
-        out.append(f"{perf_label(prefix + 'drops')}={int(drops)}c")
+        out.append(f"{perf_label(prefix + 'drops')}={drops}c")
     return out
 
 
