@@ -77,10 +77,14 @@ def parse_ip_addr_json(text: str) -> list[Interface]:
         addrs = tuple(a for a in (_address(e) for e in link.get("addr_info") or []
                                   if isinstance(e, dict)) if a is not None)
         flags = link.get("flags") or []
+        info = link.get("linkinfo") if isinstance(link.get("linkinfo"), dict) else {}
+        port = info.get("info_slave_kind") if info else None
         out.append(Interface(
             name=str(name), kind=_kind(link), master=link.get("master"),
             state=str(link.get("operstate", "unknown")).lower(),
-            admin_up="UP" in flags, addresses=addrs))
+            admin_up="UP" in flags, addresses=addrs,
+            addresses_known="addr_info" in link,
+            port_kind=str(port) if port else None))
     return out
 
 
@@ -99,16 +103,23 @@ def parse_ip_route_json(text: str, family: Family = Family.IPV4) -> list[Route]:
     for r in doc:
         if not isinstance(r, dict) or "dst" not in r:
             continue
-        try:
-            dst = _network(str(r["dst"]), family)
-            gw: IPAddress | None = (ipaddress.ip_address(str(r["gateway"]))
-                                    if r.get("gateway") else None)
-        except ValueError:
-            continue
-        out.append(Route(family=family, destination=dst, device=r.get("dev"), gateway=gw,
-                         table=str(r.get("table", "main")), protocol=str(r.get("protocol",
-                                                                               "boot")),
-                         type=str(r.get("type", "unicast")), metric=int(r.get("metric", 0))))
+        # a multipath route lists its next hops (``nexthops``): one Route per hop, so each
+        # device that carries the destination is seen
+        hops = [h for h in r.get("nexthops") or [] if isinstance(h, dict)] or [r]
+        for hop in hops:
+            try:
+                dst = _network(str(r["dst"]), family)
+                gw: IPAddress | None = (ipaddress.ip_address(str(hop["gateway"]))
+                                        if hop.get("gateway") else None)
+                metric = int(r.get("metric", 0))
+            except (ValueError, TypeError):
+                continue
+            dev = hop.get("dev")
+            out.append(Route(family=family, destination=dst,
+                             device=str(dev) if dev else None, gateway=gw,
+                             table=str(r.get("table", "main")),
+                             protocol=str(r.get("protocol", "boot")),
+                             type=str(r.get("type", "unicast")), metric=metric))
     return out
 
 
@@ -152,3 +163,15 @@ def parse_ipv6_route(text: str) -> list[Route]:
                          type="unreachable" if flags & RTF_REJECT else "unicast",
                          metric=int(p[5], 16)))
     return out
+
+
+def parse_snmp_forwarded(text: str) -> int | None:
+    """``Ip: ForwDatagrams`` from /proc/net/snmp (a header line, then a value line)."""
+    lines = [ln.split() for ln in text.splitlines() if ln.startswith("Ip:")]
+    if len(lines) < 2:
+        return None
+    header, values = lines[0], lines[1]
+    try:
+        return int(values[header.index("ForwDatagrams")])
+    except (ValueError, IndexError):
+        return None
