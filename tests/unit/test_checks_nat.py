@@ -96,6 +96,18 @@ def test_parse_dnat_targets() -> None:
     assert nft({"dnat": {"addr": {"map": {"key": {"payload": {"field": "dport"}}, "data": {
         "set": [[1, "192.0.2.7"], [2, "192.0.2.8"]]}}}}}) == ("192.0.2.7", "192.0.2.8")
     assert nft({"dnat": {"addr": {"map": {"key": {}, "data": "@m"}}}}) == ()
+    # a named map of the same table is read (its elements as they are now)
+    doc = {"nftables": [
+        {"map": {"family": "ip", "table": "t", "name": "fw", "type": "inet_service",
+                 "map": "ipv4_addr", "elem": [[80, "192.0.2.5"], [81, "192.0.2.6"]]}},
+        {"map": {"family": "ip", "table": "t", "name": "empty", "type": "inet_service",
+                 "map": "ipv4_addr"}},
+        {"rule": {"family": "ip", "table": "t", "chain": "pre", "expr": [
+            {"dnat": {"addr": {"map": {"key": {}, "data": "@fw"}}}}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "pre", "expr": [
+            {"dnat": {"addr": {"map": {"key": {}, "data": "@empty"}}}}]}}]}
+    assert [r.targets for r in parse_nft_json(json.dumps(doc)).nat] == [
+        ("192.0.2.5", "192.0.2.6"), ()]
     assert nft({"xt": {"type": "target", "name": "DNAT"}}) == ()
     text = ("*nat\n-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 192.0.2.10:8080\n"
             "-A PREROUTING -p tcp --dport 81 -j DNAT --to-destination "

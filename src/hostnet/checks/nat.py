@@ -42,9 +42,9 @@ FORWARD_POLICY = (
     "# nftables (nft -f): forwarded packets are dropped unless a rule above the policy\n"
     "# accepts them; add 'accept' rules for the traffic this host should route\n"
     "table inet hostnet {\n"
-    "\tchain forward {\n"
-    "\t\ttype filter hook forward priority filter; policy drop;\n"
-    "\t}\n"
+    "  chain forward {\n"
+    "    type filter hook forward priority filter; policy drop;\n"
+    "  }\n"
     "}")
 
 
@@ -99,7 +99,7 @@ def evaluate_nat_forwarding(rules: Sequence[NatRule], ip_forward: int | None,
     Masquerade and SNAT act on routed traffic. A DNAT in prerouting runs before the routing
     decision: to one of this host's own addresses the packet is delivered locally and needs
     no forwarding; to another host it must be forwarded. A DNAT whose target is not a literal
-    address (a named map, a port-only iptables target), or whose locality cannot be told,
+    address (an empty map, a port-only iptables target), or whose locality cannot be told,
     is reported as unknown (info), never as an error.
     """
     if ip_forward != 0:
@@ -143,7 +143,8 @@ def evaluate_nat_forwarding(rules: Sequence[NatRule], ip_forward: int | None,
         )]
     if unknown:
         shown = "; ".join(r.describe() for r in unknown[:4])
-        why = ("the target is not a literal address (a map, a set or a port-only target)"
+        why = ("the target is not a literal address (an empty map, a variable, a port-only target, "
+               "or an iptables-nft rule seen through nft)"
                if any(not r.targets for r in unknown) else
                "this host's own addresses were not read")
         return [NAT_NO_FORWARD.finding(

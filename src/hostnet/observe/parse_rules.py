@@ -26,11 +26,15 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
             yield from _walk(item)
 
 
-def _addr_forms(addr: Any) -> list[str] | None:
+Maps = dict[str, list[Any]]
+
+
+def _addr_forms(addr: Any, maps: Maps | None = None) -> list[str] | None:
     """The addresses an nft JSON ``addr`` names: ``"192.0.2.1"``, ``{"range": [a, b]}`` ->
     ``"a-b"``, ``{"prefix": {"addr": a, "len": n}}`` -> ``"a/n"``, an anonymous map with
     literal data -> each address. None when the expression is not literal (a named map,
-    a variable the JSON kept, a concatenation): the target is not known."""
+    a variable the JSON kept, a concatenation): the target is not known. ``maps``: the
+    elements of the table's named maps, so ``dnat to tcp dport map @ports`` is read too."""
     if isinstance(addr, str):
         return None if addr.startswith(("@", "$")) else [addr]
     if not isinstance(addr, dict):
@@ -45,12 +49,14 @@ def _addr_forms(addr: Any) -> list[str] | None:
     if isinstance(mapping, dict):
         data = mapping.get("data")
         elems = data.get("set") if isinstance(data, dict) else None
+        if isinstance(data, str) and data.startswith("@") and maps is not None:
+            elems = maps.get(data[1:])
         if not isinstance(elems, list) or not elems:
             return None
         out: list[str] = []
         for elem in elems:
             value = elem[1] if isinstance(elem, list) and len(elem) == 2 else None
-            got = _addr_forms(value)
+            got = _addr_forms(value, maps)
             if got is None:
                 return None
             out.extend(got)
@@ -58,11 +64,22 @@ def _addr_forms(addr: Any) -> list[str] | None:
     return None
 
 
-def _targets(value: Any) -> tuple[str, ...]:
+def _targets(value: Any, maps: Maps | None = None) -> tuple[str, ...]:
     """DNAT/SNAT target addresses of an nft NAT statement; () when not named or not literal."""
     if isinstance(value, dict) and "addr" in value:
-        return tuple(dict.fromkeys(_addr_forms(value["addr"]) or []))
+        return tuple(dict.fromkeys(_addr_forms(value["addr"], maps) or []))
     return ()
+
+
+def _named_maps(items: list[Any]) -> dict[tuple[str, str], Maps]:
+    """(family, table) -> map name -> elements ([key, data] pairs) of the named maps."""
+    out: dict[tuple[str, str], Maps] = {}
+    for item in items:
+        m = item.get("map") if isinstance(item, dict) else None
+        if isinstance(m, dict) and isinstance(m.get("elem"), list):
+            out.setdefault((str(m.get("family")), str(m.get("table"))), {})[
+                str(m.get("name"))] = m["elem"]
+    return out
 
 
 def iptables_to(spec: str) -> str | None:
@@ -90,6 +107,7 @@ def parse_nft_json(text: str) -> Ruleset:
             chains[ident] = {"chain": chain, "rules": 0, "verdicts": set()}
     nat: list[NatRule] = []
     uses_ct = False
+    maps = _named_maps(items)
     for item in items:
         rule = item.get("rule") if isinstance(item, dict) else None
         if not isinstance(rule, dict):
@@ -115,7 +133,7 @@ def parse_nft_json(text: str) -> Ruleset:
                 if hook is None and chain.upper() in _HOOK_CHAINS:
                     hook = chain.lower()
                 nat.append(NatRule(kind, fam, table, chain, str(hook) if hook else None, "nft",
-                                   _targets(value)))
+                                   _targets(value, maps.get((fam, table)))))
     base_chains = []
     for (fam, table, name), info in chains.items():
         c = info["chain"]
