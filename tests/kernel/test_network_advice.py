@@ -12,7 +12,8 @@ with ``nft -f``) inside that namespace, and shows the finding gone and the traff
   host with ip_forward 0 fails, NT101 fires, and its fix makes the forwarded connection work;
 * an open router (forwarding on, one interface, nothing filtering) lets a neighbour route
   through it; both NT105 fixes stop that and leave the namespace's own traffic alone;
-* bridge ports, an IFB and a down device without addresses are not judged.
+* bridge ports, an IFB and a down device without addresses are not judged;
+* V6101: with IPv6 forwarding on, accept_ra 1 ignores a real RA and accept_ra 2 takes it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -324,3 +326,53 @@ def test_ports_and_down_devices_not_judged(netns: Callable[..., Netns], state: P
         assert iface not in text, (iface, text)
     # vpeer0 (up, no address, no route) is not judged either; the L3 ones are clean
     assert text == "[]", text
+
+
+# -- V6101: IPv6 forwarding and router advertisements ------------------------------------------
+
+SEND_RA = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+# type 134, code 0, checksum (the kernel fills it), hop limit 64, flags 0, router lifetime
+# 1800 s, reachable time 0, retrans timer 0; then a prefix option for 2001:db8:1::/64
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+prefix = struct.pack("!BBBBIII16s", 3, 4, 64, 0xC0, 3600, 1800, 0,
+                     socket.inet_pton(socket.AF_INET6, "2001:db8:1::"))
+s.sendto(ra + prefix, ("ff02::1", 0, 0, socket.if_nametoindex(sys.argv[1])))
+"""
+
+
+def test_v6101_accept_ra_2_takes_ras_while_forwarding(netns: Callable[..., Netns], state: Path,
+                                                      tmp_path: Path) -> None:
+    """IPv6 forwarding on and accept_ra 1: the RA is ignored (no default route), V6101 fires;
+    its fix (accept_ra = 2) makes the next RA install the default route, and V6101 is gone.
+    IPv4 forwarding plays no part (it stays 0)."""
+    host, router = netns("ra-host"), netns("ra-rtr")
+    for ns in (host, router):
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0")
+        ns.sysctl("net.ipv4.ip_forward", "0")
+    link(host, router, "192.0.2.1/24", "192.0.2.2/24", name_a="eth0", name_b="eth0")
+    host.sysctl("net.ipv6.conf.all.forwarding", "1")
+    host.sysctl("net.ipv6.conf.eth0.accept_ra", "1")
+
+    def default_v6() -> str:
+        return host.run(["ip", "-6", "route", "show", "default"]).stdout.strip()
+
+    def send_ra() -> None:
+        router.run(["ip", "link", "set", "eth0", "up"])
+        for _ in range(20):  # the router's link-local address must be usable first
+            if "tentative" not in router.run(["ip", "-6", "addr", "show", "dev", "eth0"]).stdout:
+                break
+            time.sleep(0.1)
+        router.run([sys.executable, "-c", SEND_RA, "eth0"])
+        time.sleep(0.3)
+
+    send_ra()
+    assert default_v6() == ""  # ignored: forwarding on, accept_ra 1
+    [v6101] = findings(doctor(host, "nat-router", state), "V6101")
+    assert v6101["suggestion"] == "net.ipv6.conf.eth0.accept_ra = 2"
+    apply_sysctl(host, v6101["suggestion"], tmp_path)
+    send_ra()
+    assert "proto ra" in default_v6()
+    assert findings(doctor(host, "nat-router", state), "V6101") == []
