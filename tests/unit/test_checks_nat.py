@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hostnet.checks import nat as nt
 from hostnet.checks.interfaces import table_from_mapping
-from hostnet.checks.roles import NatRule
+from hostnet.model.firewall import NatRule
 from hostnet.observe.parse_rules import iptables_to, parse_iptables_save, parse_nft_json
 from tests.helpers.state import run_checks
 
