@@ -207,6 +207,9 @@ def test_dnat_to_lan_host_needs_forwarding(netns: Callable[..., Netns], state: P
     link(wan, router, "198.51.100.2/24", "198.51.100.1/24", name_b="wan0")
     link(router, lan, "192.0.2.1/24", "192.0.2.10/24", name_a="lan0")
     lan.run(["ip", "route", "add", "default", "via", "192.0.2.1"])
+    # one uplink (the default route on wan0) and strict rp_filter: fine for a NAT router
+    router.run(["ip", "route", "add", "default", "via", "198.51.100.2"])
+    conf(router, "rp_filter", 1, ("wan0", "lan0"))
     router.run(["nft", "-f", "-"], input=LAN_DNAT)
     serve(lan, 80)
     assert not reaches(wan, "198.51.100.1", 8080)
@@ -214,8 +217,12 @@ def test_dnat_to_lan_host_needs_forwarding(netns: Callable[..., Netns], state: P
     assert nt101["severity"] == "error" and nt101["suggestion"] == "net.ipv4.ip_forward = 1"
     assert nt101["evidence"]["non_local_targets"] == ["192.0.2.10"]
     apply_sysctl(router, nt101["suggestion"], tmp_path)
-    assert findings(doctor(router, "nat-router", state), "NT101") == []
+    doc = doctor(router, "nat-router", state)
+    assert findings(doc, "NT101") == []
     assert reaches(wan, "198.51.100.1", 8080)
+    # issue 8 item 9: strict on a single-uplink NAT router is no false alarm, and it works
+    assert router.sysctl("net.ipv4.conf.all.rp_filter") == "1"
+    assert findings(doc, "HD107") == [], findings(doc, "HD107")
 
 
 # -- (c) the open router ------------------------------------------------------------------------

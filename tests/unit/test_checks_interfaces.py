@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
@@ -14,7 +15,7 @@ from hostnet.checks.interfaces import (
     rule_for,
     table_from_mapping,
 )
-from hostnet.model.net import Interface, Network
+from hostnet.model.net import Family, Interface, Network
 from hostnet.observe.parse_net import parse_ip_addr_json, parse_ip_route_json, parse_snmp_forwarded
 
 
@@ -165,3 +166,24 @@ def test_snmp_forwarded() -> None:
             "Ip: 1 64 10 0 0 7 0\nIcmp: InMsgs\nIcmp: 0\n")
     assert parse_snmp_forwarded(text) == 7
     assert parse_snmp_forwarded("Icmp: InMsgs\nIcmp: 0\n") is None
+
+
+def test_ip_route_table_all_keeps_the_family_asked_for() -> None:
+    """``ip -j route show table all`` lists IPv6 routes too (fe80::/64 on every link):
+    they must not count as IPv4 paths (they would make every host look multi-homed)."""
+    text = json.dumps([
+        {"dst": "default", "gateway": "198.51.100.2", "dev": "wan0", "flags": []},
+        {"dst": "192.0.2.0/24", "dev": "lan0", "protocol": "kernel", "scope": "link"},
+        {"dst": "fe80::/64", "dev": "wan0", "protocol": "kernel", "metric": 256,
+         "pref": "medium"},
+        {"dst": "fe80::/64", "dev": "lan0", "protocol": "kernel", "metric": 256,
+         "pref": "medium"},
+        {"dst": "default", "dev": "lan0", "metric": 1024, "pref": "medium"},
+        {"dst": "default", "gateway": "fe80::1", "dev": "lan0"},
+        {"type": "multicast", "dst": "ff00::/8", "dev": "wan0", "table": "local",
+         "pref": "medium"}])
+    v4 = parse_ip_route_json(text)
+    assert [(str(r.destination), r.device) for r in v4] == [
+        ("0.0.0.0/0", "wan0"), ("192.0.2.0/24", "lan0")]
+    assert Network(routes=tuple(v4), routes_known=True).return_paths().single
+    assert len(parse_ip_route_json(text, Family.IPV6)) == 5

@@ -94,14 +94,29 @@ def _network(text: str, family: Family) -> ipaddress.IPv4Network | ipaddress.IPv
     return ipaddress.ip_network(text, strict=False)
 
 
+def _route_family(r: dict[str, Any]) -> Family:
+    gateways = [r.get("gateway"), *(h.get("gateway") for h in r.get("nexthops") or []
+                                    if isinstance(h, dict))]
+    if "pref" in r or ":" in str(r.get("dst")) or any(":" in str(g) for g in gateways if g):
+        return Family.IPV6
+    return Family.IPV4
+
+
 def parse_ip_route_json(text: str, family: Family = Family.IPV4) -> list[Route]:
-    """``ip -j route show table all``. ValueError when it is not JSON."""
+    """``ip -j route show table all``. ValueError when it is not JSON.
+
+    Without ``-4`` that listing also holds the IPv6 routes (every table): they carry a
+    ``pref`` key, an IPv6 destination or an IPv6 gateway, and only the routes of ``family``
+    are kept (``default`` alone does not tell the family).
+    """
     doc = json.loads(text)
     if not isinstance(doc, list):
         raise ValueError("not a list of routes")
     out: list[Route] = []
     for r in doc:
         if not isinstance(r, dict) or "dst" not in r:
+            continue
+        if _route_family(r) is not family:
             continue
         # a multipath route lists its next hops (``nexthops``): one Route per hop, so each
         # device that carries the destination is seen
