@@ -35,6 +35,7 @@ from hostnet.observe.parse_net import (
     parse_ipv6_route,
     parse_proc_net_sockets,
     parse_proc_route,
+    parse_snmp_forwarded,
 )
 from hostnet.observe.parse_rules import merge, parse_iptables_save, parse_nft_json
 
@@ -148,8 +149,13 @@ def _network(root: Root) -> Network:
         v6 = None
     if v6 is not None:
         routes.extend(parse_ipv6_route(v6))
+    try:
+        snmp = root.read_text("proc/net/snmp")
+    except PermissionError:
+        snmp = None
     return Network(interfaces=tuple(interfaces), routes=tuple(routes), source=source,
-                   routes_known=known, ipv6_routes_known=v6 is not None)
+                   routes_known=known, ipv6_routes_known=v6 is not None,
+                   forwarded=parse_snmp_forwarded(snmp) if snmp is not None else None)
 
 
 def _listeners(root: Root, notes: _Notes) -> tuple[Listener, ...]:

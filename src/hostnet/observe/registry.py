@@ -38,6 +38,7 @@ NETNS_FILES: tuple[str, ...] = (
     "proc/net/route",
     "proc/net/ipv6_route",
     "proc/net/dev",
+    "proc/net/snmp",
 )
 #: Files about the machine.
 HOST_FILES: tuple[str, ...] = (
