@@ -9,7 +9,9 @@ A suggestion is applied line by line, as written:
 * ``table inet hostnet { ... }`` (up to its closing brace) is loaded with ``nft -f -`` inside
   the namespace, the only table hostnet owns.
 
-Anything else (a modprobe ``options`` line, a shell command, prose such as "remove the line",
+Only ``net.*`` keys are per network namespace; any other key (``kernel.*``, ``vm.*``) would
+change the whole host from inside the namespace and is refused. So is anything else (a
+modprobe ``options`` line, a shell command, prose such as "remove the line",
 another nft table) raises :class:`NotApplicable` naming the line, so a rule whose fix cannot
 be applied this way shows up as a failing proof instead of a silently skipped one. Nothing is
 ever written outside a namespace created by the tests (``hn-test-*``).
@@ -83,6 +85,10 @@ def parse(suggestion: str) -> list[Step]:
         if not eq or not KEY.match(key) or "." not in key or not value:
             raise NotApplicable(
                 f"line {number}: {line!r} is neither 'key = value' nor 'table inet hostnet'")
+        if not key.startswith("net."):
+            # only net.* is per namespace: kernel.*, vm.*, fs.* written inside a namespace
+            # change the whole host
+            raise NotApplicable(f"line {number}: {key} is host-wide, not per network namespace")
         steps.append(SysctlWrite(key, value, number))
     if not steps:
         raise NotApplicable(f"nothing to apply in {suggestion!r}")
@@ -113,3 +119,51 @@ def apply(ns: Netns, suggestion: str, *,
         else:
             ns.run(["nft", "-f", "-"], input=step.text)
     return steps
+
+
+REMOVE = ("remove the line", "remove this line")
+
+
+def apply_to_file(text: str, line: int, suggestion: str, exists: Callable[[str], bool]) -> str:
+    """A sysctl file's text with a lint finding's suggestion applied to its line ``line``.
+
+    ``remove the line`` deletes it. Sysctl lines re-value the line that sets the same key
+    (the flagged line or another one); a suggested key the file does not set replaces the
+    flagged line when that line's key is not a real key (``exists(key)`` is False: a typo, a
+    removed key, a dotted interface, a line without '='), and is added after it otherwise
+    (a real setting is never dropped). NotApplicable for any other suggestion."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        raise NotApplicable(f"line {line} is not in the file ({len(lines)} lines)")
+    if suggestion.strip() in REMOVE:
+        return "\n".join(lines[: line - 1] + lines[line:])
+    steps = parse(suggestion) if not suggestion.lstrip().startswith("#") else []
+    if not steps:
+        comment = lines[line - 1].lstrip().startswith(("#", ";"))
+        if comment and suggestion.lstrip().startswith("#") and "\n" not in suggestion.strip():
+            lines[line - 1] = suggestion.strip()  # a comment line for a comment line
+            return "\n".join(lines)
+        raise NotApplicable(f"nothing to apply in {suggestion!r}")
+    if any(isinstance(s, NftLoad) for s in steps):
+        raise NotApplicable("an nft table does not belong in a sysctl file")
+
+    def key_of(raw: str) -> str | None:
+        k, eq, _ = raw.strip().lstrip("-").partition("=")
+        return k.strip() if eq and not raw.lstrip().startswith(("#", ";")) else None
+
+    flagged = key_of(lines[line - 1])
+    pending: list[str] = []
+    for step in steps:
+        assert isinstance(step, SysctlWrite)
+        new = f"{step.key} = {step.value}"
+        where = [i for i, raw in enumerate(lines) if key_of(raw) == step.key]
+        if where:
+            lines[where[-1]] = new
+        else:
+            pending.append(new)
+    if pending:
+        if flagged is None or not exists(flagged):
+            lines[line - 1: line] = pending
+        else:
+            lines[line:line] = pending
+    return "\n".join(lines)

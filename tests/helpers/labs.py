@@ -182,6 +182,17 @@ class Lab:
         self.remember(key)
         self.write(key, value)
 
+    def try_set(self, key: str, value: str) -> bool:
+        """set() that reports a refused write (or a missing key) instead of failing."""
+        path = sysctl_path(key)
+        old = self.host.run(["cat", path], check=False)
+        proc = self.host.run(["sh", "-c", f"printf '%s' \"$1\" > '{path}'", "sh", value],
+                             check=False)
+        if proc.returncode != 0:
+            return False
+        self._undo.append((key, old.stdout.strip()))
+        return True
+
     def remember(self, key: str) -> None:
         """Remember a key's current value: restore() puts it back (for writes made elsewhere)."""
         self._undo.append((key, self.read(key)))

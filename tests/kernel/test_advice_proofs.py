@@ -31,6 +31,7 @@ from tests.helpers.labs import (
     dual_homed_lab,
     nat_router_lab,
     server_lab,
+    sysctl_path,
     vm_host_lab,
 )
 
@@ -225,3 +226,142 @@ def test_V6101_forwarding_ignores_ra_on_vm_host(vmhost: Lab, state: Path) -> Non
     prove(vmhost, state, "V6101", {"net.ipv6.conf.all.forwarding": "1",
                                    "net.ipv6.conf.eth0.accept_ra": "1"})
     assert vmhost.read("net.ipv6.conf.eth0.accept_ra") == "2"
+
+
+# -- lint (SC rules): the suggestion applied to the file, then the file applied to the lab ----
+
+CONTEXT = "net.ipv4.tcp_keepalive_time = 600\n"  # a valid setting every test file also holds
+
+
+def lint(lab: Lab, text: str) -> list[dict[str, Any]]:
+    proc = subprocess.run(
+        [str(HOSTNET), "lint", "--netns", lab.host.name, "--format", "json", "-"],
+        input=text, capture_output=True, text=True, timeout=120, check=False, cwd="/")
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    findings: list[dict[str, Any]] = json.loads(proc.stdout)["findings"]
+    return findings
+
+
+def exists(lab: Lab, key: str) -> bool:
+    return lab.host.run(["test", "-e", sysctl_path(key)], check=False).returncode == 0
+
+
+def kernel_takes(lab: Lab, text: str) -> bool:
+    """Whether writing every ``key = value`` of ``text`` as written (quotes and all) works."""
+    for raw in text.splitlines():
+        key, eq, value = raw.strip().partition("=")
+        if not eq or raw.lstrip().startswith(("#", ";")):
+            continue
+        if not lab.try_set(key.strip(), value.strip()):
+            return False
+    return True
+
+
+def prove_lint(lab: Lab, code: str, bad: str, *, refused: bool = False) -> str:
+    """Lint ``bad`` (plus a valid line) in the lab's namespace, see ``code``, apply its
+    suggestion to the file (fixes.apply_to_file), lint again: ``code`` gone; then apply the
+    corrected file in the namespace (the kernel takes every line) and check the traffic.
+    ``refused``: the kernel refuses the original file (the problem is real)."""
+    text = bad + CONTEXT
+    found = [f for f in lint(lab, text) if f["code"] == code]
+    assert found, f"{code} not reported for {bad!r}"
+    finding = found[0]
+    assert finding["suggestion"], f"{code} proposes no fix: {finding}"
+    if refused:
+        assert not kernel_takes(lab, text), f"the kernel takes {bad!r}"
+        lab.restore()
+    corrected = fixes.apply_to_file(text, finding["line"], finding["suggestion"],
+                                    lambda k: exists(lab, k))
+    assert corrected != text
+    left = [f for f in lint(lab, corrected) if f["code"] == code]
+    assert not left, f"{code} still reported on {corrected!r}: {left}"
+    fixes.apply(lab.host, corrected, before_write=lab.remember)
+    lab.check()
+    return corrected
+
+
+def test_SC101_line_without_equals(server: Lab) -> None:
+    fixed = prove_lint(server, "SC101", "net.ipv4.tcp_syncookies 1\n")
+    assert fixed.startswith("net.ipv4.tcp_syncookies = 1\n")
+
+
+def test_SC103_misspelt_key(server: Lab) -> None:
+    prove_lint(server, "SC103", "net.ipv4.tcp_syncookie = 1\n", refused=True)
+    assert server.read("net.ipv4.tcp_syncookies") == "1"
+
+
+def test_SC104_read_only_key(server: Lab) -> None:
+    fixed = prove_lint(server, "SC104", "net.ipv4.tcp_available_congestion_control = reno\n",
+                       refused=True)
+    assert fixed == CONTEXT
+
+
+def test_SC105_removed_key(server: Lab) -> None:
+    prove_lint(server, "SC105", "net.ipv4.tcp_tw_recycle = 1\n", refused=True)
+    fixed = prove_lint(server, "SC105",
+                       "net.ipv4.netfilter.ip_conntrack_tcp_timeout_established = 3600\n",
+                       refused=True)
+    assert fixed.startswith("net.netfilter.nf_conntrack_tcp_timeout_established = 3600\n")
+    assert server.read("net.netfilter.nf_conntrack_tcp_timeout_established") == "3600"
+
+
+def test_SC107_reversed_port_range(server: Lab) -> None:
+    prove_lint(server, "SC107", "net.ipv4.ip_local_port_range = 61000 32768\n", refused=True)
+    assert server.read("net.ipv4.ip_local_port_range").split() == ["32768", "61000"]
+
+
+def test_SC108_quoted_value(server: Lab) -> None:
+    prove_lint(server, "SC108", 'net.core.somaxconn = "8192"\n', refused=True)
+    assert server.read("net.core.somaxconn") == "8192"
+
+
+def test_SC109_trailing_comment(server: Lab) -> None:
+    prove_lint(server, "SC109", "net.ipv4.tcp_fin_timeout = 15 # short\n")
+    assert server.read("net.ipv4.tcp_fin_timeout") == "15"
+
+
+def test_SC110_duplicate_key(server: Lab) -> None:
+    fixed = prove_lint(server, "SC110",
+                       "net.ipv4.tcp_fin_timeout = 30\nnet.ipv4.tcp_fin_timeout = 20\n")
+    assert fixed.startswith("net.ipv4.tcp_fin_timeout = 20\n")  # the line that won is kept
+
+
+def test_SC112_limits_out_of_order(server: Lab) -> None:
+    # (the other variant, net.core.rmem_default above rmem_max, cannot be written in a child
+    # namespace: both keys are read-only there)
+    fixed = prove_lint(server, "SC112", "net.ipv4.tcp_rmem = 4096 16777216 87380\n")
+    assert fixed.startswith("net.ipv4.tcp_rmem = 4096 87380 16777216\n")
+
+
+def test_SC113_weaker_than_default(server: Lab) -> None:
+    prove_lint(server, "SC113", "net.ipv4.tcp_syncookies = 0\n")
+
+
+def test_SC116_semicolon_comment(server: Lab) -> None:
+    prove_lint(server, "SC116", "; tuning\n")
+
+
+def test_SC118_split_key(server: Lab) -> None:
+    fixed = prove_lint(server, "SC118", "# the lab's filter net.ipv4.conf.all.\nrp_filter = 2\n")
+    assert "net.ipv4.conf.all.rp_filter = 2" in fixed.splitlines()
+
+
+def test_SC119_ipv6_intent(server: Lab) -> None:
+    prove_lint(server, "SC119", "# disable ipv6\nnet.ipv6.conf.all.disable_ipv6 = 0\n")
+    assert server.read("net.ipv6.conf.eth0.disable_ipv6") == "1"
+
+
+def test_SC121_dotted_interface(server: Lab) -> None:
+    # a VLAN-style name (veth: this kernel has no 8021q); removed again below
+    server.host.run(["ip", "link", "add", "eth0.100", "type", "veth", "peer", "name", "v100"])
+    try:
+        prove_lint(server, "SC121", "net.ipv4.conf.eth0.100.accept_redirects = 0\n",
+                   refused=True)
+        assert server.read("net.ipv4.conf.eth0/100.accept_redirects") == "0"
+    finally:
+        server.restore()
+        server.host.run(["ip", "link", "del", "eth0.100"])
+
+
+def test_SC123_port_range_parity(server: Lab) -> None:
+    prove_lint(server, "SC123", "net.ipv4.ip_local_port_range = 10000 60000\n")
