@@ -97,6 +97,42 @@ print(data.decode())
 """
 
 
+# Broadcast ping: one ICMP echo request to a broadcast address; prints each address that
+# answered within the timeout (a raw socket: needs root, which the kernel tests have).
+PING = r"""
+import os, socket, struct, sys, time
+dst, timeout = sys.argv[1], float(sys.argv[2])
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b)); t = (t >> 16) + (t & 0xFFFF); t += t >> 16
+    return ~t & 0xFFFF
+ident = os.getpid() & 0xFFFF
+body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"hostnet-lab"
+pkt = body[:2] + struct.pack("!H", csum(body)) + body[4:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.sendto(pkt, (dst, 0))
+end = time.monotonic() + timeout
+seen = set()
+while (left := end - time.monotonic()) > 0:
+    s.settimeout(left)
+    try:
+        data, (src, _) = s.recvfrom(1500)
+    except socket.timeout:
+        break
+    ihl = (data[0] & 0x0F) * 4
+    kind, _, _, rid = struct.unpack("!BBHH", data[ihl:ihl + 6])
+    if kind == 0 and rid == ident and src not in seen:
+        seen.add(src); print(src)
+"""
+
+
+def broadcast_ping(ns: Netns, broadcast: str, timeout: float = 1.0) -> set[str]:
+    """The addresses that answer one echo request sent from ``ns`` to ``broadcast``."""
+    proc = ns.run([PYTHON, "-c", PING, broadcast, str(timeout)], timeout=timeout + 10)
+    return set(proc.stdout.split())
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     ok: bool

@@ -28,6 +28,7 @@ from tests.helpers.labs import (
     NatRouterLab,
     ServerLab,
     VmHostLab,
+    broadcast_ping,
     dual_homed_lab,
     nat_router_lab,
     server_lab,
@@ -157,7 +158,11 @@ def test_HD106_source_route_on_server(server: Lab, state: Path) -> None:
 
 
 def test_HD109_icmp_broadcast_on_server(server: Lab, state: Path) -> None:
-    prove(server, state, "HD109", {"net.ipv4.icmp_echo_ignore_broadcasts": "0"})
+    assert isinstance(server, ServerLab) and server.client is not None
+    server.set("net.ipv4.icmp_echo_ignore_broadcasts", "0")
+    assert "192.0.2.10" in broadcast_ping(server.client, "192.0.2.255")  # the problem is real
+    prove(server, state, "HD109", {})
+    assert "192.0.2.10" not in broadcast_ping(server.client, "192.0.2.255")  # the fix works
 
 
 def test_HD110_bogus_icmp_errors_on_server(server: Lab, state: Path) -> None:
@@ -202,6 +207,15 @@ def test_HD104_send_redirects_on_nat_router(router: Lab, state: Path) -> None:
                                    "net.ipv4.conf.wan0.send_redirects": "1"})
 
 
+def test_HD103_accept_redirects_on_nat_router(router: Lab, state: Path) -> None:
+    # forwarding interfaces combine accept_redirects as all AND interface: the fix may leave
+    # conf/all alone and set the interfaces' own values
+    prove(router, state, "HD103", {"net.ipv4.conf.all.accept_redirects": "1",
+                                   "net.ipv4.conf.lan0.accept_redirects": "1",
+                                   "net.ipv4.conf.wan0.accept_redirects": "1"})
+    assert router.read("net.ipv4.conf.wan0.accept_redirects") == "0"
+
+
 def test_NT104_router_not_forwarding(router: Lab, state: Path) -> None:
     router.timeout = 1.0
     try:
@@ -220,6 +234,12 @@ def test_NT104_router_not_forwarding(router: Lab, state: Path) -> None:
 def test_HD108_log_martians_on_vm_host(vmhost: Lab, state: Path) -> None:
     prove(vmhost, state, "HD108", {"net.ipv4.conf.all.log_martians": "0",
                                    "net.ipv4.conf.eth0.log_martians": "0"})
+
+
+def test_HD104_send_redirects_on_vm_host(vmhost: Lab, state: Path) -> None:
+    prove(vmhost, state, "HD104", {"net.ipv4.conf.all.send_redirects": "1",
+                                   "net.ipv4.conf.br0.send_redirects": "1",
+                                   "net.ipv4.conf.vmr0.send_redirects": "1"})
 
 
 def test_V6101_forwarding_ignores_ra_on_vm_host(vmhost: Lab, state: Path) -> None:

@@ -59,26 +59,31 @@ def test_every_rule_has_one_entry_and_no_entry_is_unknown() -> None:
     for code, entry in TABLE.items():
         kinds = [k for k in KINDS if k in entry]
         assert len(kinds) == 1, f"{code}: needs exactly one of {KINDS}, has {kinds}"
-        extra = set(entry) - {*KINDS, "role", "lab"}
+        extra = set(entry) - {*KINDS, "role", "lab", "also"}
         assert not extra, f"{code}: unknown fields {sorted(extra)}"
+
+
+def _proofs(entry: dict[str, Any]) -> list[str]:
+    return [str(entry["test"]), *map(str, entry.get("also", []))] if "test" in entry else []
 
 
 @pytest.mark.parametrize("code", sorted(c for c, e in TABLE.items() if "test" in e))
 def test_named_proof_exists(code: str) -> None:
     entry = TABLE[code]
-    path, sep, name = str(entry["test"]).partition("::")
-    assert sep, f"{code}: test must be FILE::FUNCTION, not {entry['test']!r}"
-    file = ROOT / path
-    assert file.is_file(), f"{code}: {path} does not exist"
-    assert name in _functions(file), f"{code}: {path} has no function {name}"
-    assert name.startswith(f"test_{code}_"), f"{code}: {name} is not named for the rule"
+    for proof in _proofs(entry):
+        path, sep, name = proof.partition("::")
+        assert sep, f"{code}: test must be FILE::FUNCTION, not {proof!r}"
+        file = ROOT / path
+        assert file.is_file(), f"{code}: {path} does not exist"
+        assert name in _functions(file), f"{code}: {path} has no function {name}"
+        assert name.startswith(f"test_{code}_"), f"{code}: {name} is not named for the rule"
     assert entry.get("role") in ROLES, f"{code}: role {entry.get('role')!r} not one of {ROLES}"
     lab = entry.get("lab", entry["role"])
     assert lab in LABS, f"{code}: no lab {lab!r} in tests/helpers/labs.py ({sorted(LABS)})"
 
 
 def test_every_proof_in_the_proof_file_is_in_the_table() -> None:
-    listed = {str(e["test"]).partition("::")[2] for e in TABLE.values() if "test" in e}
+    listed = {p.partition("::")[2] for e in TABLE.values() for p in _proofs(e)}
     proofs = {n for n in _functions(ROOT / "tests/kernel/test_advice_proofs.py")
               if n.startswith("test_")}
     assert proofs <= listed, f"proofs not in the table: {sorted(proofs - listed)}"
@@ -100,6 +105,8 @@ def test_no_fix_rules_propose_nothing_in_the_golden_reports() -> None:
     wrong = {c: shown[c] for c, e in TABLE.items() if e.get("no_fix") and c in shown}
     assert not wrong, f"marked no_fix but the golden reports show a suggestion: {wrong}"
     assert all(e["no_fix"] is True for e in TABLE.values() if "no_fix" in e)
+    also = [c for c, e in TABLE.items() if "also" in e and "test" not in e]
+    assert not also, f"'also' without a main test: {also}"
 
 
 def test_pending_entries_are_listed() -> None:
