@@ -133,6 +133,67 @@ def broadcast_ping(ns: Netns, broadcast: str, timeout: float = 1.0) -> set[str]:
     return set(proc.stdout.split())
 
 
+# ICMP host redirect (type 5 code 1) from this namespace's address to TARGET: "for packets
+# from TARGET to DST, use GATEWAY". The payload quotes the header of such a packet: an echo
+# reply the kernel sent, for which icmp_err applies redirects without needing a socket.
+REDIRECT = r"""
+import socket, struct, sys
+target, dst, gateway = sys.argv[1:4]
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b)); t = (t >> 16) + (t & 0xFFFF); t += t >> 16
+    return ~t & 0xFFFF
+inner = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 1, 0,
+                    socket.inet_aton(target), socket.inet_aton(dst))
+inner = inner[:10] + struct.pack("!H", csum(inner)) + inner[12:]
+inner += struct.pack("!BBHHH", 0, 0, 0, 1, 1)
+body = struct.pack("!BBH4s", 5, 1, 0, socket.inet_aton(gateway)) + inner
+pkt = body[:2] + struct.pack("!H", csum(body)) + body[4:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.sendto(pkt, (target, 0))
+"""
+
+
+# A UDP "hello" from SRC to DST:PORT carrying a loose source route option whose route is
+# used up (pointer past its one hop): only a host that accepts source-routed packets delivers
+# it. Prints the echo service's answer, exit 3 when none comes.
+SOURCE_ROUTED = r"""
+import socket, struct, sys
+src, dst, port, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind((src, 0)); rx.settimeout(timeout)
+sport = rx.getsockname()[1]
+lsrr = bytes([0x83, 7, 8]) + socket.inet_aton(dst) + b"\x01"  # LSRR, spent; NOP pad
+data = b"hello"
+udp = struct.pack("!HHHH", sport, port, 8 + len(data), 0) + data
+ip = struct.pack("!BBHHHBBH4s4s", 0x47, 0, 28 + len(udp), 0, 0, 64, 17, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst)) + lsrr
+tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+tx.sendto(ip + udp, (dst, 0))
+try:
+    print(rx.recv(512).decode())
+except socket.timeout:
+    sys.exit(3)
+"""
+
+
+def source_routed(ns: Netns, src: str, dst: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether ``dst`` answers a source-routed UDP datagram sent from ``ns``."""
+    proc = ns.run([PYTHON, "-c", SOURCE_ROUTED, src, dst, str(port), str(timeout)],
+                  check=False, timeout=timeout + 10)
+    return proc.returncode == 0 and proc.stdout.strip().endswith(" hello")
+
+
+def send_redirect(ns: Netns, target: str, dst: str, gateway: str) -> None:
+    """From ``ns`` (the target's gateway), tell ``target`` to reach ``dst`` by ``gateway``."""
+    ns.run([PYTHON, "-c", REDIRECT, target, dst, gateway])
+
+
+def route_gateway(ns: Netns, dst: str) -> str | None:
+    """The gateway ``ns`` uses for ``dst`` now (route exceptions such as redirects included)."""
+    words = ns.run(["ip", "-4", "route", "get", dst]).stdout.split()
+    return words[words.index("via") + 1] if "via" in words else None
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     ok: bool

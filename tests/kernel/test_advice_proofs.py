@@ -31,7 +31,10 @@ from tests.helpers.labs import (
     broadcast_ping,
     dual_homed_lab,
     nat_router_lab,
+    route_gateway,
+    send_redirect,
     server_lab,
+    source_routed,
     sysctl_path,
     vm_host_lab,
 )
@@ -145,16 +148,42 @@ def test_HD102_synack_retries_on_server(server: Lab, state: Path) -> None:
     assert server.read("net.ipv4.tcp_synack_retries") == "3"
 
 
+def _redirected(lab: DualHomedLab) -> bool:
+    """Whether a redirect from the server's gateway (192.0.2.1) moves its route to
+    203.0.113.77 onto 192.0.2.254 (a neighbour the server knows)."""
+    assert lab.client is not None
+    lab.host.run(["ip", "route", "flush", "cache"])
+    assert route_gateway(lab.host, "203.0.113.77") == "192.0.2.1"
+    send_redirect(lab.client, "192.0.2.10", "203.0.113.77", "192.0.2.254")
+    moved = route_gateway(lab.host, "203.0.113.77") == "192.0.2.254"
+    lab.host.run(["ip", "route", "flush", "cache"])
+    return moved
+
+
 def test_HD103_accept_redirects_on_dual_homed_server(dual: Lab, state: Path) -> None:
-    prove(dual, state, "HD103", {"net.ipv4.conf.all.accept_redirects": "1",
-                                 "net.ipv4.conf.eth0.accept_redirects": "1",
-                                 "net.ipv4.conf.eth1.accept_redirects": "1"})
-    assert dual.read("net.ipv4.conf.eth1.accept_redirects") == "0"
+    assert isinstance(dual, DualHomedLab)
+    dual.host.run(["ip", "neigh", "replace", "192.0.2.254", "lladdr", "02:00:00:00:02:fe",
+                   "dev", "eth0", "nud", "permanent"])
+    try:
+        for key in ("all", "eth0", "eth1"):
+            dual.set(f"net.ipv4.conf.{key}.accept_redirects", "1")
+        dual.set("net.ipv4.conf.all.shared_media", "1")
+        assert _redirected(dual)  # the problem is real: the gateway can move our route
+        prove(dual, state, "HD103", {})
+        assert dual.read("net.ipv4.conf.eth1.accept_redirects") == "0"
+        assert not _redirected(dual)  # the fix works
+    finally:
+        dual.host.run(["ip", "neigh", "del", "192.0.2.254", "dev", "eth0"], check=False)
 
 
 def test_HD106_source_route_on_server(server: Lab, state: Path) -> None:
-    prove(server, state, "HD106", {"net.ipv4.conf.all.accept_source_route": "1",
-                                   "net.ipv4.conf.eth0.accept_source_route": "1"})
+    assert isinstance(server, ServerLab) and server.client is not None
+    assert not source_routed(server.client, "192.0.2.1", "192.0.2.10", 53)  # the default
+    server.set("net.ipv4.conf.all.accept_source_route", "1")
+    server.set("net.ipv4.conf.eth0.accept_source_route", "1")
+    assert source_routed(server.client, "192.0.2.1", "192.0.2.10", 53)  # the problem is real
+    prove(server, state, "HD106", {})
+    assert not source_routed(server.client, "192.0.2.1", "192.0.2.10", 53)  # the fix works
 
 
 def test_HD109_icmp_broadcast_on_server(server: Lab, state: Path) -> None:
