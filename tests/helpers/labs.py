@@ -9,6 +9,9 @@ namespaces). ``lab.set(key, value)`` changes a sysctl of the host and remembers 
 so one lab can be shared by several tests.
 
 Addresses only from the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24).
+Probes for the proofs that show kernel behaviour (raw sockets, run inside a lab namespace):
+:func:`broadcast_ping`, :func:`source_routed`, :func:`send_redirect` with :func:`route_gateway`,
+:func:`syn_flood`; :func:`request` is one TCP connection or UDP datagram to the echo service.
 
 * :func:`server_lab`: a server with one uplink and an "internet" client namespace; TCP 443 and
   80, UDP 53.
@@ -101,7 +104,7 @@ print(data.decode())
 # answered within the timeout (a raw socket: needs root, which the kernel tests have).
 PING = r"""
 import os, socket, struct, sys, time
-dst, timeout = sys.argv[1], float(sys.argv[2])
+dst, timeout, want = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 def csum(b):
     b += b"\0" * (len(b) % 2)
     t = sum(struct.unpack(f"!{len(b) // 2}H", b)); t = (t >> 16) + (t & 0xFFFF); t += t >> 16
@@ -123,13 +126,17 @@ while (left := end - time.monotonic()) > 0:
     ihl = (data[0] & 0x0F) * 4
     kind, _, _, rid = struct.unpack("!BBHH", data[ihl:ihl + 6])
     if kind == 0 and rid == ident and src not in seen:
-        seen.add(src); print(src)
+        seen.add(src); print(src, flush=True)
+        if src == want:
+            break
 """
 
 
-def broadcast_ping(ns: Netns, broadcast: str, timeout: float = 1.0) -> set[str]:
-    """The addresses that answer one echo request sent from ``ns`` to ``broadcast``."""
-    proc = ns.run([PYTHON, "-c", PING, broadcast, str(timeout)], timeout=timeout + 10)
+def broadcast_ping(ns: Netns, broadcast: str, timeout: float = 1.0,
+                   until: str = "-") -> set[str]:
+    """The addresses that answer one echo request sent from ``ns`` to ``broadcast`` within
+    ``timeout`` (it stops early once ``until`` has answered)."""
+    proc = ns.run([PYTHON, "-c", PING, broadcast, str(timeout), until], timeout=timeout + 10)
     return set(proc.stdout.split())
 
 
@@ -183,6 +190,33 @@ def source_routed(ns: Netns, src: str, dst: str, port: int, timeout: float = 1.0
     return proc.returncode == 0 and proc.stdout.strip().endswith(" hello")
 
 
+# SYN flood: COUNT TCP SYNs to DST:PORT from SPOOF (an address nobody answers for), so the
+# listener's queue of half-open connections fills and stays full while it retries SYN-ACKs.
+SYN_FLOOD = r"""
+import random, socket, struct, sys
+spoof, dst, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b)); t = (t >> 16) + (t & 0xFFFF); t += t >> 16
+    return ~t & 0xFFFF
+tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for i in range(count):
+    sport = 20000 + i
+    tcp = struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 5 << 4, 0x02,
+                      64240, 0, 0)
+    pseudo = socket.inet_aton(spoof) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, 20)
+    tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i, 0, 64, 6, 0, socket.inet_aton(spoof),
+                     socket.inet_aton(dst))
+    tx.sendto(ip + tcp, (dst, 0))
+"""
+
+
+def syn_flood(ns: Netns, spoof: str, dst: str, port: int, count: int) -> None:
+    """Send ``count`` spoofed SYNs from ``ns`` (the replies go to ``spoof``, which is silent)."""
+    ns.run([PYTHON, "-c", SYN_FLOOD, spoof, dst, str(port), str(count)])
+
+
 def send_redirect(ns: Netns, target: str, dst: str, gateway: str) -> None:
     """From ``ns`` (the target's gateway), tell ``target`` to reach ``dst`` by ``gateway``."""
     ns.run([PYTHON, "-c", REDIRECT, target, dst, gateway])
@@ -212,8 +246,9 @@ def request(ns: Netns, proto: str, host: str, port: int, *, source: str | None =
     return Reply(True, out.split()[0], out)
 
 
-def start_service(ns: Netns, *specs: str) -> None:
-    """Start the echo service in ``ns`` (``tcp:443``, ``udp:53`` ...); killed with ``ns``."""
+def start_service(ns: Netns, *specs: str) -> subprocess.Popen[str]:
+    """Start the echo service in ``ns`` (``tcp:443``, ``udp:53`` ...); killed with ``ns``
+    (or earlier by the caller, with the process returned)."""
     proc = ns.popen([PYTHON, "-c", SERVICE, *specs], stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -221,6 +256,7 @@ def start_service(ns: Netns, *specs: str) -> None:
     if line != "ready":
         err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
         raise AssertionError(f"service {specs} in {ns.name} did not start: {line!r} {err}")
+    return proc
 
 
 def veth(a: Netns, b: Netns, name_a: str, name_b: str, addr_a: str | None = None,
@@ -266,7 +302,7 @@ class Lab:
     host: Netns
     namespaces: list[Netns] = field(default_factory=list)
     _undo: list[tuple[str, str]] = field(default_factory=list)
-    timeout: float = 3.0  # per request in check(); tests expecting a failure lower it
+    timeout: float = 5.0  # per request in check(); tests expecting a failure lower it
 
     def read(self, key: str) -> str:
         return self.host.run(["cat", sysctl_path(key)]).stdout.strip()

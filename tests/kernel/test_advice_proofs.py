@@ -1,12 +1,24 @@
-"""Every fix the doctor proposes, proven on its role's lab (tests/advice_proofs.toml lists them).
+"""Every fix hostnet proposes, proven on its role's lab (tests/advice_proofs.toml lists them).
 
-Each proof: build (or reuse) the role's lab (tests/helpers/labs.py), make the problem real with
-a sysctl write inside the lab's host namespace, run ``hostnet doctor --netns NAME --role ROLE
---format json`` through the installed command, find the finding, apply EXACTLY its suggestion
-(tests/helpers/fixes.py: sysctl lines, nft snippets for table inet hostnet; anything else
-fails the proof), run the doctor again, and require the finding gone and the role's traffic
-still flowing (lab.check(): real TCP/UDP between the namespaces). Labs are shared per module;
-after each proof every value written is put back (lab.restore()).
+Doctor rules: build (or reuse) the role's lab (tests/helpers/labs.py), make the problem real
+with a sysctl write inside the lab's host namespace, run ``hostnet doctor --netns NAME --role
+ROLE --format json`` through the installed command, find the finding, apply EXACTLY its
+suggestion (tests/helpers/fixes.py: sysctl lines, nft snippets for table inet hostnet;
+anything else fails the proof), run the doctor again, and require the finding gone and the
+role's traffic still flowing (lab.check(): real TCP/UDP between the namespaces).
+
+Where the kernel behaviour can be shown with a few packets, the proof also shows the problem
+doing harm before the fix and not after: a SYN flood locks a client out without SYN cookies
+and not with them (HD101), a redirect from the gateway moves the server's route (HD103), a
+source-routed datagram is answered (HD106), a broadcast ping is answered (HD109), the LAN is
+cut off while the router does not forward (NT104).
+
+Lint rules (SC): lint a small file with ``hostnet lint --netns NAME -``, apply the finding's
+suggestion to the file (fixes.apply_to_file), lint again (finding gone), then apply the
+corrected file inside the lab (the kernel takes every line) and check the traffic; where the
+kernel refuses the original line, that is shown first.
+
+Labs are shared per module; after each proof every value written is put back (lab.restore()).
 """
 
 from __future__ import annotations
@@ -31,10 +43,13 @@ from tests.helpers.labs import (
     broadcast_ping,
     dual_homed_lab,
     nat_router_lab,
+    request,
     route_gateway,
     send_redirect,
     server_lab,
     source_routed,
+    start_service,
+    syn_flood,
     sysctl_path,
     vm_host_lab,
 )
@@ -139,8 +154,25 @@ def prove(lab: Lab, state: Path, code: str, problem: dict[str, str],
 
 
 def test_HD101_syncookies_on_server(server: Lab, state: Path) -> None:
-    fixed = prove(server, state, "HD101", {"net.ipv4.tcp_syncookies": "0"})
-    assert fixed == ["net.ipv4.tcp_syncookies = 1"]
+    # a listener of its own (port 8443), so the half-open connections of the flood go away
+    # with it and do not linger in the shared lab
+    assert isinstance(server, ServerLab) and server.client is not None
+    client = server.client
+    server.set("net.ipv4.tcp_syncookies", "0")
+    listener = start_service(server.host, "tcp:8443")
+    try:
+        assert request(client, "tcp", "192.0.2.10", 8443, timeout=5.0).ok
+        syn_flood(client, "192.0.2.200", "192.0.2.10", 8443, 200)
+        # the problem is real: a flood of 200 spoofed SYNs locks a real client out
+        assert not request(client, "tcp", "192.0.2.10", 8443, timeout=1.0).ok
+        fixed = prove(server, state, "HD101", {})
+        assert fixed == ["net.ipv4.tcp_syncookies = 1"]
+        syn_flood(client, "192.0.2.200", "192.0.2.10", 8443, 200)
+        # the fix works: with the queue still full, SYN cookies let the client in
+        assert request(client, "tcp", "192.0.2.10", 8443, timeout=5.0).ok
+    finally:
+        listener.kill()
+        listener.wait(timeout=5)
 
 
 def test_HD102_synack_retries_on_server(server: Lab, state: Path) -> None:
@@ -181,7 +213,8 @@ def test_HD106_source_route_on_server(server: Lab, state: Path) -> None:
     assert not source_routed(server.client, "192.0.2.1", "192.0.2.10", 53)  # the default
     server.set("net.ipv4.conf.all.accept_source_route", "1")
     server.set("net.ipv4.conf.eth0.accept_source_route", "1")
-    assert source_routed(server.client, "192.0.2.1", "192.0.2.10", 53)  # the problem is real
+    # the problem is real
+    assert source_routed(server.client, "192.0.2.1", "192.0.2.10", 53, timeout=5.0)
     prove(server, state, "HD106", {})
     assert not source_routed(server.client, "192.0.2.1", "192.0.2.10", 53)  # the fix works
 
@@ -189,7 +222,8 @@ def test_HD106_source_route_on_server(server: Lab, state: Path) -> None:
 def test_HD109_icmp_broadcast_on_server(server: Lab, state: Path) -> None:
     assert isinstance(server, ServerLab) and server.client is not None
     server.set("net.ipv4.icmp_echo_ignore_broadcasts", "0")
-    assert "192.0.2.10" in broadcast_ping(server.client, "192.0.2.255")  # the problem is real
+    answered = broadcast_ping(server.client, "192.0.2.255", timeout=5.0, until="192.0.2.10")
+    assert "192.0.2.10" in answered  # the problem is real
     prove(server, state, "HD109", {})
     assert "192.0.2.10" not in broadcast_ping(server.client, "192.0.2.255")  # the fix works
 
@@ -246,13 +280,13 @@ def test_HD103_accept_redirects_on_nat_router(router: Lab, state: Path) -> None:
 
 
 def test_NT104_router_not_forwarding(router: Lab, state: Path) -> None:
-    router.timeout = 1.0
+    wait, router.timeout = router.timeout, 1.0
     try:
         router.set("net.ipv4.ip_forward", "0")
         with pytest.raises(AssertionError):
             router.check()  # the problem is real: the LAN is cut off
     finally:
-        router.timeout = 3.0
+        router.timeout = wait
     fixed = prove(router, state, "NT104", {})
     assert fixed == ["net.ipv4.ip_forward = 1"]
 

@@ -11,6 +11,9 @@ the thing they rely on is taken away (so a proof that "traffic still works" can 
   the port forward stop; with forwarding off they stop too.
 * VM host: outside -> routed /32 VM and bridged VM, and both VMs -> outside; without the proxy
   ARP entry the routed VM is unreachable from outside.
+* The fix applier (tests/helpers/fixes.py) loads hostnet's nft table in the lab and restore()
+  removes it; a suggestion with a line it cannot apply (a host-wide key, a modprobe option)
+  changes nothing; a write the kernel refuses fails loudly.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 
 import pytest
 
+from tests.helpers import fixes
 from tests.helpers.labs import (
     LAB_NAT,
     dual_homed_lab,
@@ -102,3 +106,41 @@ def test_vm_host_lab_reaches_both_vms_and_needs_the_proxy_entry() -> None:
         assert not request(lab.internet, "tcp", "203.0.113.50", 443, timeout=1.0).ok
         lab.host.run(["ip", "neigh", "add", "proxy", "203.0.113.50", "dev", "eth0"])
         lab.check()
+
+
+def test_fix_applier_in_a_lab_loads_hostnets_table_and_refuses_before_writing() -> None:
+    notrack = """# /etc/nftables.d/hostnet.nft
+table inet hostnet {
+    chain raw_pre {
+        type filter hook prerouting priority raw; policy accept;
+        udp dport 53 notrack
+    }
+    chain raw_out {
+        type filter hook output priority raw; policy accept;
+        udp sport 53 notrack
+    }
+}
+net.ipv4.tcp_fin_timeout = 30
+"""
+    with server_lab() as lab:
+        lab.set("net.ipv4.tcp_fin_timeout", "45")
+        steps = fixes.apply(lab.host, notrack, before_write=lab.remember)
+        assert [type(s).__name__ for s in steps] == ["NftLoad", "SysctlWrite"]
+        ruleset = lab.host.run(["nft", "list", "table", "inet", "hostnet"]).stdout
+        assert "notrack" in ruleset
+        lab.check()  # the server's own DNS service works untracked
+        assert lab.read("net.ipv4.tcp_fin_timeout") == "30"
+        # a suggestion with one line it cannot apply changes nothing at all
+        before = lab.read("net.ipv4.tcp_syncookies")
+        with pytest.raises(fixes.NotApplicable, match="host-wide"):
+            fixes.apply(lab.host, "net.ipv4.tcp_syncookies = 0\nkernel.pid_max = 32768\n")
+        with pytest.raises(fixes.NotApplicable, match="options nf_conntrack"):
+            fixes.apply(lab.host, "net.ipv4.tcp_syncookies = 0\n"
+                                  "# /etc/modprobe.d/hostnet.conf\noptions nf_conntrack x=1\n")
+        assert lab.read("net.ipv4.tcp_syncookies") == before
+        with pytest.raises(AssertionError, match="refused"):
+            fixes.apply(lab.host, "net.core.rmem_max = 4194304")  # read-only in a child netns
+        lab.restore()
+        assert lab.host.run(["nft", "list", "table", "inet", "hostnet"],
+                            check=False).returncode != 0
+        assert lab.read("net.ipv4.tcp_fin_timeout") != "30"  # put back (to the namespace's own)
