@@ -80,23 +80,30 @@ print("ready", flush=True)
 threading.Event().wait()
 """
 
-# Client: one request, prints "<source the server saw> <echo>"; exit 3 on timeout or error.
+# Client: requests given as groups of five arguments (proto host port source timeout), one
+# after the other; prints one line each: "ok <source the server saw> <echo>" or "failed: ...".
 CLIENT = r"""
 import socket, sys
-proto, host, port, source, timeout = sys.argv[1:6]
-try:
-    if proto == "tcp":
-        s = socket.create_connection((host, int(port)), timeout=float(timeout),
-                                     source_address=(source, 0) if source != "-" else None)
-        s.sendall(b"hello"); data = s.recv(200)
-    else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(float(timeout))
-        if source != "-":
-            s.bind((source, 0))
-        s.sendto(b"hello", (host, int(port))); data = s.recv(512)
-except OSError as exc:
-    print(f"failed: {exc}"); sys.exit(3)
-print(data.decode())
+args = sys.argv[1:]
+for i in range(0, len(args), 5):
+    proto, host, port, source, timeout = args[i:i + 5]
+    s = None
+    try:
+        if proto == "tcp":
+            s = socket.create_connection((host, int(port)), timeout=float(timeout),
+                                         source_address=(source, 0) if source != "-" else None)
+            s.sendall(b"hello"); data = s.recv(200)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(float(timeout))
+            if source != "-":
+                s.bind((source, 0))
+            s.sendto(b"hello", (host, int(port))); data = s.recv(512)
+        print("ok " + data.decode().replace("\n", " "), flush=True)
+    except OSError as exc:
+        print(f"failed: {exc}", flush=True)
+    finally:
+        if s is not None:
+            s.close()
 """
 
 
@@ -235,15 +242,46 @@ class Reply:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One request of a traffic check: what it is, and the source the server should see."""
+
+    proto: str
+    host: str
+    port: int
+    what: str
+    seen_from: str | None = None
+    source: str | None = None
+
+
+def requests(ns: Netns, asks: Sequence[Ask], timeout: float = 3.0) -> list[Reply]:
+    """Several requests from ``ns``, one after the other, in one client process."""
+    argv: list[str] = []
+    for ask in asks:
+        argv += [ask.proto, ask.host, str(ask.port), ask.source or "-", str(timeout)]
+    proc = ns.run([PYTHON, "-c", CLIENT, *argv], check=False,
+                  timeout=len(asks) * (timeout + 2) + 10)
+    lines = proc.stdout.splitlines()
+    out: list[Reply] = []
+    for i, _ in enumerate(asks):
+        line = lines[i].strip() if i < len(lines) else f"no answer ({proc.stderr.strip()})"
+        if line.startswith("ok ") and line.endswith(" hello"):
+            out.append(Reply(True, line.split()[1], line[3:]))
+        else:
+            out.append(Reply(False, "", line))
+    return out
+
+
 def request(ns: Netns, proto: str, host: str, port: int, *, source: str | None = None,
             timeout: float = 3.0) -> Reply:
     """One TCP connection or UDP datagram from ``ns``; what the server saw as its source."""
-    proc = ns.run([PYTHON, "-c", CLIENT, proto, host, str(port), source or "-", str(timeout)],
-                  check=False, timeout=timeout + 10)
-    out = proc.stdout.strip()
-    if proc.returncode != 0 or not out.endswith(" hello"):
-        return Reply(False, "", out or proc.stderr.strip())
-    return Reply(True, out.split()[0], out)
+    return requests(ns, [Ask(proto, host, port, "", source=source)], timeout)[0]
+
+
+def expect(ns: Netns, asks: Sequence[Ask], timeout: float) -> None:
+    """Every request of ``asks`` from ``ns`` is answered, each seen from the right source."""
+    for ask, reply in zip(asks, requests(ns, asks, timeout), strict=True):
+        _expect(reply, f"{ask.what} {ask.proto}/{ask.port}", ask.seen_from)
 
 
 def start_service(ns: Netns, *specs: str) -> subprocess.Popen[str]:
@@ -358,9 +396,9 @@ class ServerLab(Lab):
 
     def check(self) -> None:
         assert self.client is not None
-        for proto, port in (("tcp", 443), ("tcp", 80), ("udp", 53)):
-            _expect(request(self.client, proto, self.address, port, timeout=self.timeout),
-                    f"client -> server {proto}/{port}", "192.0.2.1")
+        expect(self.client, [Ask(proto, self.address, port, "client -> server", "192.0.2.1")
+                             for proto, port in (("tcp", 443), ("tcp", 80), ("udp", 53))],
+               self.timeout)
 
 
 @contextlib.contextmanager
@@ -395,13 +433,15 @@ class DualHomedLab(Lab):
     def paths(self, proto: str = "tcp", timeout: float = 3.0) -> dict[str, Reply]:
         assert self.client is not None
         port = 443 if proto == "tcp" else 53
-        return {what: request(self.client, proto, dst, port, source=src, timeout=timeout)
-                for what, dst, src in self.PATHS}
+        asks = [Ask(proto, dst, port, what, source=src) for what, dst, src in self.PATHS]
+        return {a.what: r for a, r in zip(asks, requests(self.client, asks, timeout),
+                                          strict=True)}
 
     def check(self) -> None:
-        for proto in ("tcp", "udp"):
-            for what, reply in self.paths(proto).items():
-                _expect(reply, f"{proto} {what}")
+        assert self.client is not None
+        expect(self.client, [Ask(proto, dst, 443 if proto == "tcp" else 53, what, src, src)
+                             for proto in ("tcp", "udp") for what, dst, src in self.PATHS],
+               self.timeout)
 
 
 @contextlib.contextmanager
@@ -450,17 +490,14 @@ class NatRouterLab(Lab):
 
     def check(self) -> None:
         assert self.lan is not None and self.internet is not None
-        t = self.timeout
-        # LAN clients browse: the internet server sees the router's address (masquerade)
-        for port in (443, 80):
-            _expect(request(self.lan, "tcp", "203.0.113.100", port, timeout=t),
-                    f"LAN tcp/{port} out", "203.0.113.1")
-        # LAN clients resolve through the router
-        _expect(request(self.lan, "udp", "203.0.113.100", 53, timeout=t), "LAN DNS",
-                "203.0.113.1")
+        # LAN clients browse and resolve: the internet sees the router's address (masquerade)
+        expect(self.lan, [Ask("tcp", "203.0.113.100", 443, "LAN out", "203.0.113.1"),
+                          Ask("tcp", "203.0.113.100", 80, "LAN out", "203.0.113.1"),
+                          Ask("udp", "203.0.113.100", 53, "LAN DNS", "203.0.113.1")],
+               self.timeout)
         # port forward from outside: the LAN server sees the real client
-        _expect(request(self.internet, "tcp", "203.0.113.1", 8080, timeout=t), "port forward",
-                "203.0.113.100")
+        expect(self.internet, [Ask("tcp", "203.0.113.1", 8080, "port forward",
+                                   "203.0.113.100")], self.timeout)
 
 
 @contextlib.contextmanager
@@ -496,19 +533,16 @@ class VmHostLab(Lab):
 
     def check(self) -> None:
         assert self.internet and self.bridged and self.routed
-        inet, t = self.internet, self.timeout
-        for proto, dst, port, what in (
-            ("tcp", "203.0.113.50", 443, "outside -> routed VM"),  # proxy ARP, /32 route
-            ("udp", "203.0.113.50", 53, "outside -> routed VM"),
-            ("tcp", "192.0.2.10", 443, "outside -> bridged VM"),  # routed into the bridge
-        ):
-            _expect(request(inet, proto, dst, port, timeout=t), f"{what} {proto}/{port}",
-                    "203.0.113.100")
-        # the VMs reach the outside
-        _expect(request(self.routed, "tcp", "203.0.113.100", 443, timeout=t),
-                "routed VM -> outside", "203.0.113.50")
-        _expect(request(self.bridged, "tcp", "203.0.113.100", 443, timeout=t),
-                "bridged VM -> outside", "192.0.2.10")
+        outside = "203.0.113.100"
+        expect(self.internet, [
+            Ask("tcp", "203.0.113.50", 443, "outside -> routed VM", outside),  # proxy ARP, /32
+            Ask("udp", "203.0.113.50", 53, "outside -> routed VM", outside),
+            Ask("tcp", "192.0.2.10", 443, "outside -> bridged VM", outside),  # into the bridge
+        ], self.timeout)
+        expect(self.routed, [Ask("tcp", outside, 443, "routed VM -> outside", "203.0.113.50")],
+               self.timeout)
+        expect(self.bridged, [Ask("tcp", outside, 443, "bridged VM -> outside", "192.0.2.10")],
+               self.timeout)
 
 
 @contextlib.contextmanager

@@ -88,7 +88,7 @@ def test_nat_router_lab_traffic_needs_the_nat_and_forwarding() -> None:
         lab.check()
         lab.set("net.ipv4.ip_forward", "0")
         lab.timeout = 1.0
-        with pytest.raises(AssertionError, match="LAN tcp/443 out"):
+        with pytest.raises(AssertionError, match="LAN out tcp/443"):
             lab.check()
         assert not request(lab.internet, "tcp", "203.0.113.1", 8080, timeout=1.0).ok
         lab.restore()
