@@ -40,18 +40,20 @@ from tests.helpers.labs import (
     NatRouterLab,
     ServerLab,
     VmHostLab,
-    broadcast_ping,
     dual_homed_lab,
     nat_router_lab,
     request,
-    route_gateway,
-    send_redirect,
     server_lab,
-    source_routed,
     start_service,
-    syn_flood,
     sysctl_path,
     vm_host_lab,
+)
+from tests.helpers.probes import (
+    broadcast_ping,
+    route_gateway,
+    send_redirect,
+    source_routed,
+    syn_flood,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")
