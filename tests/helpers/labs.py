@@ -241,10 +241,16 @@ class Lab:
 
     def restore(self) -> None:
         """Undo every set()/remembered write, newest first, and drop ``table inet hostnet``."""
+        failed: list[str] = []
         while self._undo:
             key, old = self._undo.pop()
-            self.write(key, old)
+            try:
+                self.write(key, old)
+            except AssertionError as exc:  # keep restoring the rest, then report
+                failed.append(f"{key} = {old}: {exc}")
         self.host.run(["nft", "delete", "table", "inet", "hostnet"], check=False)
+        if failed:
+            raise AssertionError("could not restore " + "; ".join(failed))
 
     def check(self) -> None:  # pragma: no cover - every lab overrides it
         raise NotImplementedError
