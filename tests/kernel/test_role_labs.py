@@ -14,23 +14,29 @@ the thing they rely on is taken away (so a proof that "traffic still works" can 
 * The fix applier (tests/helpers/fixes.py) loads hostnet's nft table in the lab and restore()
   removes it; a suggestion with a line it cannot apply (a host-wide key, a modprobe option)
   changes nothing; a write the kernel refuses fails loudly.
+* A lab whose set-up fails half-way removes every namespace it had made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+from collections.abc import Callable
 
 import pytest
 
-from tests.helpers import fixes
+from tests.helpers import fixes, labs
 from tests.helpers.labs import (
     LAB_NAT,
+    Lab,
     dual_homed_lab,
     nat_router_lab,
     request,
     server_lab,
     vm_host_lab,
 )
+from tests.helpers.netns import LIVE, Netns
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")
 
@@ -144,3 +150,33 @@ net.ipv4.tcp_fin_timeout = 30
         assert lab.host.run(["nft", "list", "table", "inet", "hostnet"],
                             check=False).returncode != 0
         assert lab.read("net.ipv4.tcp_fin_timeout") != "30"  # put back (to the namespace's own)
+
+
+@pytest.mark.parametrize("build", [server_lab, dual_homed_lab, nat_router_lab, vm_host_lab])
+def test_a_lab_that_fails_half_built_leaves_nothing(
+    build: Callable[[], contextlib.AbstractContextManager[Lab]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[str] = []
+    real_enter = Netns.__enter__
+
+    def enter(self: Netns) -> Netns:
+        made.append(self.name)
+        return real_enter(self)
+
+    def broken(ns: Netns, *specs: str) -> None:
+        raise RuntimeError("service failed to start")
+
+    monkeypatch.setattr(Netns, "__enter__", enter)
+    monkeypatch.setattr(labs, "start_service", broken)
+    with pytest.raises(RuntimeError, match="service failed"), build():
+        pass
+    assert len(made) >= 2
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                            check=True).stdout
+    assert not [n for n in made if n in listed], listed
+    assert not set(made) & LIVE
+    # no veth end was left behind in the initial namespace (read only: 'ip -o link show')
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                           check=True).stdout
+    assert not [w for w in links.split() if w.startswith(("hla", "hlb"))], links
