@@ -124,7 +124,7 @@ def dual_homed(netns: Callable[..., Netns]) -> Iterator[tuple[Netns, Netns]]:
     yield server, client
 
 
-def test_rp_filter_dual_homed_gets_loose(dual_homed: tuple[Netns, Netns], state: Path,
+def test_HD107_dual_homed_gets_loose(dual_homed: tuple[Netns, Netns], state: Path,
                                          tmp_path: Path) -> None:
     server, client = dual_homed
     conf(server, "rp_filter", 1, ("up0", "up1"))
@@ -155,7 +155,7 @@ def single_homed(netns: Callable[..., Netns]) -> tuple[Netns, Netns]:
     return server, client
 
 
-def test_rp_filter_single_homed_gets_strict(single_homed: tuple[Netns, Netns], state: Path,
+def test_HD107_single_homed_gets_strict(single_homed: tuple[Netns, Netns], state: Path,
                                             tmp_path: Path) -> None:
     server, client = single_homed
     serve(server, 8443)
@@ -186,7 +186,7 @@ table ip hn {
 """
 
 
-def test_dnat_to_own_address_needs_no_forwarding(single_homed: tuple[Netns, Netns],
+def test_NT101_dnat_to_own_address_needs_no_forwarding(single_homed: tuple[Netns, Netns],
                                                  state: Path) -> None:
     server, client = single_homed
     server.run(["nft", "-f", "-"], input=OWN_DNAT)
@@ -198,7 +198,7 @@ def test_dnat_to_own_address_needs_no_forwarding(single_homed: tuple[Netns, Netn
     assert any("dnat" in r for r in doc["facts"]["nat_rules"])
 
 
-def test_dnat_to_lan_host_needs_forwarding(netns: Callable[..., Netns], state: Path,
+def test_NT101_dnat_to_lan_host_needs_forwarding(netns: Callable[..., Netns], state: Path,
                                            tmp_path: Path) -> None:
     wan, router, lan = netns("dn-wan"), netns("dn-rtr"), netns("dn-lan")
     for ns in (wan, router, lan):
@@ -240,7 +240,7 @@ def port_of(switch: Netns, ns: Netns, addr: str, dev: str = "eth0") -> None:
     ns.run(["ip", "link", "set", dev, "up"])
 
 
-def test_open_router_fixes_close_it(netns: Callable[..., Netns], state: Path,
+def test_NT105_open_router_fixes_close_it(netns: Callable[..., Netns], state: Path,
                                     tmp_path: Path) -> None:
     """open (192.0.2.1, one interface, forwarding on, no rules), its gateway (192.0.2.3, owns
     203.0.113.5) and a neighbour (192.0.2.2) that routes 203.0.113.0/24 via the open one,
@@ -350,7 +350,7 @@ s.sendto(ra + prefix, ("ff02::1", 0, 0, socket.if_nametoindex(sys.argv[1])))
 """
 
 
-def test_v6101_accept_ra_2_takes_ras_while_forwarding(netns: Callable[..., Netns], state: Path,
+def test_V6101_accept_ra_2_takes_ras_while_forwarding(netns: Callable[..., Netns], state: Path,
                                                       tmp_path: Path) -> None:
     """IPv6 forwarding on and accept_ra 1: the RA is ignored (no default route), V6101 fires;
     its fix (accept_ra = 2) makes the next RA install the default route, and V6101 is gone.
