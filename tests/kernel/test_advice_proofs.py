@@ -291,6 +291,19 @@ def test_NT104_router_not_forwarding(router: Lab, state: Path) -> None:
     assert fixed == ["net.ipv4.ip_forward = 1"]
 
 
+def test_NT102_forwarding_on_dual_homed_server(dual: Lab, state: Path) -> None:
+    # two interfaces, so not an open router (NT105): forwarding on a server is NT102
+    fixed = prove(dual, state, "NT102", {"net.ipv4.ip_forward": "1"},
+                  key="net.ipv4.ip_forward")
+    assert fixed == ["net.ipv4.ip_forward = 0"]
+
+
+def test_NT103_proxy_arp_on_dual_homed_server(dual: Lab, state: Path) -> None:
+    prove(dual, state, "NT103", {"net.ipv4.conf.all.proxy_arp": "1",
+                                 "net.ipv4.conf.eth1.proxy_arp": "1"})
+    assert dual.read("net.ipv4.conf.all.proxy_arp") == "0"
+
+
 # -- VM host ----------------------------------------------------------------------------------
 
 
