@@ -1,0 +1,1 @@
+"""Long-running loops (watchers, exporters)."""
