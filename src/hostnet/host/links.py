@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import stat
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -176,3 +178,56 @@ def read_tun_node(root: str = "/") -> TunNode:
     return TunNode(path, True, is_char, os.major(st.st_rdev) if is_char else 0,
                    os.minor(st.st_rdev) if is_char else 0, stat.S_IMODE(st.st_mode),
                    st.st_uid, st.st_gid)
+
+
+# -- events ----------------------------------------------------------------------------
+
+NETLINK_ROUTE = 0
+SO_RCVBUFFORCE = 33
+#: Legacy rtnetlink multicast groups: link, neighbour, IPv4/IPv6 addresses and routes.
+RTMGRP_LINK, RTMGRP_NEIGH = 0x1, 0x4
+RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x10, 0x40
+RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE = 0x100, 0x400
+VM_GROUPS = (RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE
+             | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE)
+RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
+_NLMSG_HDR = struct.Struct("=IHHII")
+_NDMSG = struct.Struct("=BxxxiHBB")
+
+
+def open_event_socket(netns: str | None, groups: int = VM_GROUPS,
+                      rcvbuf: int = 1 << 20) -> socket.socket:
+    """A non-blocking rtnetlink socket in ``netns`` subscribed to ``groups``, with a receive
+    buffer of at least ``rcvbuf`` bytes (SO_RCVBUFFORCE as root, else capped by rmem_max)."""
+    with entered(netns):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
+                             | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+    try:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.bind((0, groups))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def relevant_events(data: bytes) -> int:
+    """How many messages in one netlink datagram may concern VM links: every link, address
+    and route message, and neighbour messages only for proxy entries (the ARP cache churns)."""
+    count, offset = 0, 0
+    while offset + _NLMSG_HDR.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSG_HDR.unpack_from(data, offset)
+        if length < _NLMSG_HDR.size:
+            break
+        if kind in (RTM_NEWNEIGH, RTM_DELNEIGH):
+            body = offset + _NLMSG_HDR.size
+            if body + _NDMSG.size <= len(data):
+                ndm_flags = _NDMSG.unpack_from(data, body)[3]
+                count += bool(ndm_flags & NTF_PROXY)
+        elif kind >= 16:  # RTM_* (below are NLMSG_NOOP/ERROR/DONE/OVERRUN)
+            count += 1
+        offset += (length + 3) & ~3
+    return count
