@@ -49,7 +49,7 @@ from hostnet.vm.undo import merge_record, plan_down
 TUN_DEVICE = "/dev/net/tun"
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0002, 0x1000, 0x4000, 0x0100
 IFA_F_NODAD = 0x02
-RTPROT_STATIC, RT_SCOPE_LINK = 4, 253
+RTPROT_STATIC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 4, 253, 255
 DEFAULT_STATE_DIR = "/var/lib/hostnet"
 #: Machines whose ioctl encoding has a 3-bit direction field with _IOC_WRITE = 4 (and 13
 #: size bits): powerpc, mips, sparc, alpha. Every other Linux port uses the generic one.
@@ -150,7 +150,9 @@ class LinkWriter:
             ipr.route("replace" if step.old_link else "add", dst=f"{step.dst}/{step.prefixlen}",
                       oif=self.index(step.link), proto=RTPROT_STATIC, scope=RT_SCOPE_LINK)
         elif isinstance(step, DelRoute):
-            ipr.route("del", dst=f"{step.dst}/{step.prefixlen}", oif=self.index(step.link))
+            # scope "nowhere" matches the route whatever its scope (as 'ip route del' does)
+            ipr.route("del", dst=f"{step.dst}/{step.prefixlen}", oif=self.index(step.link),
+                      scope=RT_SCOPE_NOWHERE)
         elif isinstance(step, AddProxy | DelProxy):
             ipr.neigh("add" if isinstance(step, AddProxy) else "del", dst=step.address,
                       ifindex=self.index(step.link), flags=NTF_PROXY,
