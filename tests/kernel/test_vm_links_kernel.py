@@ -188,6 +188,6 @@ def test_failed_step_undoes_the_ones_before(host: tuple[Netns, Path]) -> None:
     ns, _ = host
     steps = [AddAddress("t", "test", "up0", "198.51.100.7", 32),
              AddRoute("t", "test", "198.51.100.8", 32, "nosuchtap")]
-    with pytest.raises(HostnetError, match="link nosuchtap does not exist.*was undone"):
+    with pytest.raises(HostnetError, match=r"link nosuchtap does not exist.*was undone"):
         apply_steps(steps, ns.name)
     assert "198.51.100.7" not in ns.run(["ip", "addr", "show", "up0"]).stdout
