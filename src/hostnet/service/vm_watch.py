@@ -127,6 +127,7 @@ class Watcher:
         LOG.info("watching %d VM(s) in %s", len(self.vms), opts.netns or "this namespace")
         try:
             self.reconcile("start")
+            LOG.info("start-up reconcile done; waiting for events")
             next_poll = self.clock() + opts.poll
             next_full = self.clock() + opts.full_every
             while True:

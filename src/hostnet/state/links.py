@@ -294,8 +294,10 @@ def vm_up(vms: Sequence[VmLink], netns: str | None, state_dir: str | os.PathLike
     def remember(step: Step) -> None:
         if step.vm not in recorded:
             recorded[step.vm] = records.load(step.vm)
-        recorded[step.vm] = merge_record(recorded[step.vm], [step])
-        records.save(step.vm, recorded[step.vm])
+        merged = merge_record(recorded[step.vm], [step])
+        if merged != recorded[step.vm]:  # a repair of something recorded: no new write
+            recorded[step.vm] = merged
+            records.save(step.vm, merged)
 
     result = apply_steps(plan_.steps, netns, remember)
     return UpResult(plan_, result.done, result.writes)
