@@ -1,14 +1,15 @@
 """Read links, addresses, host routes, proxy neighbour entries and the forwarding sysctls of
-one network namespace through rtnetlink (pyroute2), for the VM planner, ``vm list`` and the
-VM checks. Every reader takes the namespace name (None: the one we run in).
+one network namespace over rtnetlink, for the VM planner, ``vm list`` and the VM checks;
+the netlink event socket of ``vm watch``. Every reader takes the namespace name (None: the
+one we run in).
 
-A netlink socket belongs to the namespace it was created in, so :func:`route_socket` opens it
-inside the namespace and the reads then need no further switching.
+A netlink socket belongs to the namespace it was created in, so sockets are opened inside
+the namespace and then need no further switching. Dumps are decoded by hostnet.host.rtnl
+(only the fields needed); :func:`route_socket` gives the pyroute2 socket the writer uses.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import stat
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from hostnet.errors import PermissionDenied
+from hostnet.host import rtnl
 from hostnet.host.netns import entered
 from hostnet.vm.model import (
     LinkSnapshot,
@@ -32,8 +34,6 @@ from hostnet.vm.model import (
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 NTF_PROXY = 0x08
-RT_TABLE_MAIN = 254
-AF_INET, AF_INET6 = 2, 10
 TUN_PATH = "dev/net/tun"
 
 
@@ -54,86 +54,30 @@ def route_socket(netns: str | None) -> Iterator[Any]:
         ipr.close()
 
 
-def _tun_info(data: Any) -> TunInfo:
-    def get(name: str) -> Any:
-        return data.get_attr(name)
-
-    owner, group = get("IFLA_TUN_OWNER"), get("IFLA_TUN_GROUP")
+def _tun_info(data: dict[int, int]) -> TunInfo:
     return TunInfo(
-        tap=get("IFLA_TUN_TYPE") == 2,
-        owner=None if owner in (None, 0xFFFFFFFF) else int(owner),
-        group=None if group in (None, 0xFFFFFFFF) else int(group),
-        pi=bool(get("IFLA_TUN_PI")),
-        vnet_hdr=bool(get("IFLA_TUN_VNET_HDR")),
-        multi_queue=bool(get("IFLA_TUN_MULTI_QUEUE")),
-        persist=bool(get("IFLA_TUN_PERSIST")),
-        queues=int(get("IFLA_TUN_NUM_QUEUES") or 0),
-    )
+        tap=data.get(rtnl.TUN_TYPE) == 2,
+        owner=data.get(rtnl.TUN_OWNER), group=data.get(rtnl.TUN_GROUP),
+        pi=bool(data.get(rtnl.TUN_PI)), vnet_hdr=bool(data.get(rtnl.TUN_VNET_HDR)),
+        multi_queue=bool(data.get(rtnl.TUN_MULTI_QUEUE)),
+        persist=bool(data.get(rtnl.TUN_PERSIST)), queues=data.get(rtnl.TUN_NUM_QUEUES, 0))
 
 
-def _link(msg: Any, names: dict[int, str]) -> ObservedLink:
-    kind, tun = "", None
-    info = msg.get_attr("IFLA_LINKINFO")
-    if info is not None:
-        kind = info.get_attr("IFLA_INFO_KIND") or ""
-        data = info.get_attr("IFLA_INFO_DATA")
-        if kind == "tun" and data is not None and hasattr(data, "get_attr"):
-            tun = _tun_info(data)
-    conf4: dict[str, Any] = {}
-    conf6: dict[str, Any] = {}
-    spec = msg.get_attr("IFLA_AF_SPEC")
-    if spec is not None:
-        conf4 = spec.get_attr("AF_INET") or {}
-        inet6 = spec.get_attr("AF_INET6")
-        if inet6 is not None:
-            conf6 = inet6.get_attr("IFLA_INET6_CONF") or {}
-    master = msg.get_attr("IFLA_MASTER")
-    flags = int(msg["flags"])
+def _link(raw: rtnl.RawLink, names: dict[int, str]) -> ObservedLink:
     return ObservedLink(
-        name=msg.get_attr("IFLA_IFNAME"), index=int(msg["index"]), kind=kind,
-        up=bool(flags & IFF_UP), carrier=bool(flags & IFF_LOWER_UP),
-        mtu=int(msg.get_attr("IFLA_MTU") or 0), mac=msg.get_attr("IFLA_ADDRESS") or "",
-        master=names.get(master) if master else None, tun=tun,
-        proxy_arp=conf4.get("proxy_arp"), forwarding=conf4.get("forwarding"),
-        proxy_ndp=conf6.get("proxy_ndp"), accept_ra=conf6.get("accept_ra"))
+        name=raw.name, index=raw.index, kind=raw.kind, up=bool(raw.flags & IFF_UP),
+        carrier=bool(raw.flags & IFF_LOWER_UP), mtu=raw.mtu, mac=raw.mac,
+        master=names.get(raw.master) if raw.master else None,
+        tun=_tun_info(raw.tun) if raw.tun is not None else None,
+        proxy_arp=raw.proxy_arp, forwarding=raw.v4_forwarding, proxy_ndp=raw.proxy_ndp,
+        accept_ra=raw.accept_ra)
 
 
-def read_proxies(ipr: Any, names: dict[int, str]) -> list[ProxyEntry]:
-    """Proxy neighbour entries (``ip neigh show proxy``): a dump with NTF_PROXY set in the
-    request, which the ordinary neighbour dump does not return."""
-    from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
-    from pyroute2.netlink.rtnl import RTM_GETNEIGH
-    from pyroute2.netlink.rtnl.ndmsg import ndmsg
-
-    msg = ndmsg()
-    msg["family"] = 0
-    msg["flags"] = NTF_PROXY
-    status = getattr(ipr, "status", None)
-    if isinstance(status, dict):  # pyroute2 0.9's sync wrapper expects this key
-        status.setdefault("nlm_generator", False)
-    out: list[ProxyEntry] = []
-    for m in ipr.nlm_request(msg, RTM_GETNEIGH, NLM_F_DUMP | NLM_F_REQUEST):
-        dst = m.get_attr("NDA_DST")
-        name = names.get(int(m["ifindex"]))
-        if dst and name and int(m["flags"]) & NTF_PROXY:
-            out.append(ProxyEntry(ipaddress.ip_address(dst), name))
-    return out
-
-
-def read_host_routes(ipr: Any, names: dict[int, str]) -> list[ObservedRoute]:
-    """Host routes (/32, /128) of the main table: the only ones VM links add."""
-    out: list[ObservedRoute] = []
-    for family, host in ((AF_INET, 32), (AF_INET6, 128)):
-        for r in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
-            if int(r["dst_len"]) != host:
-                continue
-            dst = r.get_attr("RTA_DST")
-            if not dst:
-                continue
-            oif = r.get_attr("RTA_OIF")
-            out.append(ObservedRoute(ipaddress.ip_address(dst), host,
-                                     names.get(oif) if oif else None))
-    return out
+def read_proxies(netns: str | None) -> list[ProxyEntry]:
+    """Proxy neighbour entries (``ip neigh show proxy``) of ``netns``."""
+    with rtnl.Rtnl(netns) as sock:
+        names = {link.index: link.name for link in sock.links()}
+        return [ProxyEntry(addr, names[i]) for addr, i in sock.proxies() if i in names]
 
 
 def _proc_int(key: str) -> int | None:
@@ -146,25 +90,25 @@ def _proc_int(key: str) -> int | None:
 
 def read_snapshot(netns: str | None) -> LinkSnapshot:
     """Links, addresses, host routes, proxy entries and forwarding of ``netns``."""
-    with route_socket(netns) as ipr:
-        raw = list(ipr.get_links())
-        names = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in raw}
-        links = {link.name: link for link in (_link(m, names) for m in raw)}
-        addresses = []
-        for a in ipr.get_addr():
-            name = names.get(int(a["index"]))
-            addr = a.get_attr("IFA_ADDRESS")
-            if name and addr:
-                addresses.append(ObservedAddress(name, ipaddress.ip_address(addr),
-                                                 int(a["prefixlen"])))
-        routes = read_host_routes(ipr, names)
-        proxies = read_proxies(ipr, names)
+    try:
+        with rtnl.Rtnl(netns) as sock:
+            raw = sock.links()
+            names = {link.index: link.name for link in raw}
+            links = {link.name: _link(link, names) for link in raw}
+            addresses = tuple(ObservedAddress(names[i], addr, plen)
+                              for i, addr, plen in sock.addresses() if i in names)
+            routes = tuple(ObservedRoute(dst, plen, names.get(oif))
+                           for dst, plen, oif in sock.host_routes())
+            proxies = tuple(ProxyEntry(addr, names[i]) for addr, i in sock.proxies()
+                            if i in names)
+    except PermissionError:
+        raise PermissionDenied("cannot read netlink", hint="run as root") from None
     with entered(netns):
         ip_forward = _proc_int("net.ipv4.ip_forward")
         v6 = _proc_int("net.ipv6.conf.all.forwarding")
         all_proxy_arp = _proc_int("net.ipv4.conf.all.proxy_arp")
-    return LinkSnapshot(netns, links, tuple(addresses), tuple(routes), tuple(proxies),
-                        ip_forward, v6, all_proxy_arp)
+    return LinkSnapshot(netns, links, addresses, routes, proxies, ip_forward, v6,
+                        all_proxy_arp)
 
 
 def read_tun_node(root: str = "/") -> TunNode:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from hostnet.errors import HostnetError
 from hostnet.host.links import open_event_socket, read_proxies, read_snapshot, relevant_events
@@ -69,6 +70,7 @@ class Watcher:
         self.stats = WatchStats()
         self.proxies = wanted_proxies(self.vms)
         self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.ipr: Any = None
 
     def stop(self, *_: object) -> None:
         with contextlib.suppress(OSError):
@@ -87,7 +89,7 @@ class Watcher:
                 LOG.warning("repair %s (%s): missing %s", vm or "host settings", why,
                             "; ".join(missing))
             result = vm_up(self.vms, self.options.netns, self.options.state_dir,
-                           create_taps=self.options.create_taps, snap=snap)
+                           create_taps=self.options.create_taps, snap=snap, ipr=self.ipr)
         except HostnetError as exc:  # e.g. the tap vanished again mid-repair: retry later
             self.stats.errors += 1
             LOG.error("repair failed (%s): %s", why, exc.message)
@@ -101,10 +103,7 @@ class Watcher:
     def proxies_missing(self) -> bool:
         if not self.proxies:
             return False
-        with open_route_socket(self.options.netns) as ipr:
-            names = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in ipr.get_links()}
-            have = set(read_proxies(ipr, names))
-        return not self.proxies <= have
+        return not self.proxies <= set(read_proxies(self.options.netns))
 
     def _drain(self, sock: socket.socket) -> tuple[int, bool]:
         """Read everything queued; (relevant messages, overflowed)."""
@@ -123,7 +122,15 @@ class Watcher:
 
     def run(self) -> WatchStats:
         opts = self.options
-        sock = open_event_socket(opts.netns)
+        with contextlib.ExitStack() as stack:
+            sock = open_event_socket(opts.netns)
+            stack.callback(sock.close)
+            # the writer's socket is opened once, so the first repair is as fast as the rest
+            self.ipr = stack.enter_context(open_route_socket(opts.netns))
+            return self._loop(sock)
+
+    def _loop(self, sock: socket.socket) -> WatchStats:
+        opts = self.options
         LOG.info("watching %d VM(s) in %s", len(self.vms), opts.netns or "this namespace")
         try:
             self.reconcile("start")
@@ -165,7 +172,7 @@ class Watcher:
                         LOG.error("proxy check failed: %s", exc.message)
                     next_poll = self.clock() + opts.poll
         finally:
-            sock.close()
+            self.ipr = None
 
     def close(self) -> None:
         for fd in (self._stop_r, self._stop_w):

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import platform
+import socket
 import struct
 import tempfile
 from collections.abc import Callable, Sequence
@@ -102,11 +103,18 @@ class LinkWriter:
     _index: dict[str, int] = field(default_factory=dict)
 
     def index(self, link: str) -> int:
-        found = self.ipr.link_lookup(ifname=link)
-        if not found:
-            raise LinkStepError(f"link {link} does not exist"
-                                + (f" in namespace {self.netns}" if self.netns else ""))
-        return int(found[0])
+        known = self._index.get(link)
+        if known is not None:
+            return known
+        with entered(self.netns):
+            try:
+                found = socket.if_nametoindex(link)
+            except OSError:
+                raise LinkStepError(f"link {link} does not exist"
+                                    + (f" in namespace {self.netns}" if self.netns else ""),
+                                    ) from None
+        self._index[link] = found
+        return found
 
     def run(self, step: Step) -> None:
         try:
@@ -132,8 +140,10 @@ class LinkWriter:
             with entered(self.netns):
                 create_tap(step.tap, step.uid, step.gid, multi_queue=step.multi_queue,
                            vnet_hdr=step.vnet_hdr)
+            self._index.pop(step.tap, None)
         elif isinstance(step, DeleteLink):
             ipr.link("del", index=self.index(step.link))
+            self._index.pop(step.link, None)
         elif isinstance(step, SetMtu):
             ipr.link("set", index=self.index(step.link), mtu=step.mtu)
         elif isinstance(step, SetMaster):
@@ -185,24 +195,29 @@ class ApplyResult:
 
 
 def apply_steps(steps: Sequence[Step], netns: str | None,
-                on_done: Callable[[Step], None] | None = None) -> ApplyResult:
+                on_done: Callable[[Step], None] | None = None, *, ipr: Any = None,
+                indexes: dict[str, int] | None = None) -> ApplyResult:
     """Run ``steps`` in order; on the first failure undo the ones already done (newest
-    first) and raise the failure. ``on_done`` sees each step once it took effect."""
+    first) and raise the failure. ``on_done`` sees each step once it took effect. ``ipr``:
+    an open pyroute2 socket in ``netns`` to reuse; ``indexes``: link name -> ifindex known
+    from the snapshot the steps were planned on (saves a lookup per step)."""
+    if ipr is None:
+        with route_socket(netns) as own:
+            return apply_steps(steps, netns, on_done, ipr=own, indexes=indexes)
     done: list[Step] = []
-    with route_socket(netns) as ipr:
-        writer = LinkWriter(ipr, netns)
-        try:
-            for step in steps:
-                writer.run(step)
-                done.append(step)
-                if on_done is not None:
-                    on_done(step)
-        except HostnetError as exc:
-            left = _rollback(writer, done)
-            note = "; everything before it was undone" if not left else (
-                "; could not undo: " + ", ".join(left))
-            raise type(exc)(exc.message + note, hint=exc.hint) from None
-        return ApplyResult(done, writer.writes)
+    writer = LinkWriter(ipr, netns, _index=dict(indexes or {}))
+    try:
+        for step in steps:
+            writer.run(step)
+            done.append(step)
+            if on_done is not None:
+                on_done(step)
+    except HostnetError as exc:
+        left = _rollback(writer, done)
+        note = "; everything before it was undone" if not left else (
+            "; could not undo: " + ", ".join(left))
+        raise type(exc)(exc.message + note, hint=exc.hint) from None
+    return ApplyResult(done, writer.writes)
 
 
 def _rollback(writer: LinkWriter, done: Sequence[Step]) -> list[str]:
@@ -281,7 +296,8 @@ class UpResult:
 
 
 def vm_up(vms: Sequence[VmLink], netns: str | None, state_dir: str | os.PathLike[str], *,
-          create_taps: bool = True, snap: LinkSnapshot | None = None) -> UpResult:
+          create_taps: bool = True, snap: LinkSnapshot | None = None,
+          ipr: Any = None) -> UpResult:
     """Make ``vms`` match: read, plan, apply, and record each step as it takes effect.
     Nothing is written (not even the record) when everything is in place."""
     snap = read_snapshot(netns) if snap is None else snap
@@ -299,7 +315,8 @@ def vm_up(vms: Sequence[VmLink], netns: str | None, state_dir: str | os.PathLike
             recorded[step.vm] = merged
             records.save(step.vm, merged)
 
-    result = apply_steps(plan_.steps, netns, remember)
+    indexes = {name: link.index for name, link in snap.links.items()}
+    result = apply_steps(plan_.steps, netns, remember, ipr=ipr, indexes=indexes)
     return UpResult(plan_, result.done, result.writes)
 
 
