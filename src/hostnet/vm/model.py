@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -173,8 +174,26 @@ class LinkSnapshot:
     ipv6_forwarding: int | None = None
     all_proxy_arp: int | None = None
 
+    @cached_property
+    def _by_link(self) -> dict[str, list[ObservedAddress]]:
+        out: dict[str, list[ObservedAddress]] = {}
+        for a in self.addresses:
+            out.setdefault(a.link, []).append(a)
+        return out
+
+    @cached_property
+    def _routes(self) -> dict[tuple[IPAddress, int], ObservedRoute]:
+        out: dict[tuple[IPAddress, int], ObservedRoute] = {}
+        for r in self.routes:
+            out.setdefault((r.dst, r.prefixlen), r)
+        return out
+
+    @cached_property
+    def proxy_set(self) -> frozenset[ProxyEntry]:
+        return frozenset(self.proxies)
+
     def addresses_on(self, link: str) -> list[ObservedAddress]:
-        return [a for a in self.addresses if a.link == link]
+        return self._by_link.get(link, [])
 
     def primary_v4(self, link: str) -> ipaddress.IPv4Address | None:
         for a in self.addresses_on(link):
@@ -184,18 +203,10 @@ class LinkSnapshot:
 
     def route_to(self, address: IPAddress) -> ObservedRoute | None:
         """The host route (/32 or /128) to exactly that address, if any."""
-        host = 32 if address.version == 4 else 128
-        for r in self.routes:
-            if r.dst == address and r.prefixlen == host:
-                return r
-        return None
+        return self._routes.get((address, 32 if address.version == 4 else 128))
 
     def has_proxy(self, address: IPAddress, link: str) -> bool:
         return ProxyEntry(address, link) in self.proxy_set
-
-    @property
-    def proxy_set(self) -> frozenset[ProxyEntry]:
-        return frozenset(self.proxies)
 
     def host_addresses(self) -> dict[IPAddress, str]:
         return {a.address: a.link for a in self.addresses}
