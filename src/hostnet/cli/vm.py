@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from hostnet.errors import UsageError
+from hostnet.errors import HostnetError, UsageError
 
 if TYPE_CHECKING:
     from hostnet.vm.model import VmLink
@@ -127,30 +127,57 @@ def down(name: str, config: str, netns: str | None, state_dir: str, fmt: str) ->
 @_common
 @_fmt
 def list_(config: str, netns: str | None, fmt: str) -> int:
-    """Each VM link: exists, owner, flags, up/carrier, addresses, routes, proxy entries."""
-    from hostnet.host.links import read_snapshot
+    """Each VM link: exists, owner, flags, up/carrier, addresses, routes, proxy entries,
+    what is missing, and the VM checks (VM101-VM105) on it."""
+    from hostnet.checks.vm import evaluate
+    from hostnet.host.links import read_snapshot, read_tun_node
+    from hostnet.vm.model import VmCheckInput
     from hostnet.vm.report import render_text, status
 
-    rows = status(_load(config), read_snapshot(netns))
+    vms = _load(config)
+    snap = read_snapshot(netns)
+    rows = status(vms, snap)
+    findings = evaluate(VmCheckInput(tuple(vms), read_tun_node("/"), snap))
     if fmt == "json":
         click.echo(json.dumps({"version": 1, "netns": netns,
-                               "vms": [r.to_dict() for r in rows]}, indent=2))
+                               "vms": [r.to_dict() for r in rows],
+                               "findings": [f.to_dict() for f in findings]}, indent=2))
     else:
         click.echo(render_text(rows))
+        for f in findings:
+            click.echo(f"{f.code} {f.severity}: {f.message}")
+            if f.suggestion:
+                click.echo(f"  fix: {f.suggestion}")
     return 0
 
 
 @vm.command("qemu-args")
 @click.argument("name")
-@click.option("--config", "config", metavar="FILE", default=DEFAULT_CONFIG, show_default=True,
-              help="hostnet.toml with the [[vm]] entries.")
+@_common
 @_fmt
-def qemu_args(name: str, config: str, fmt: str) -> int:
-    """QEMU's -netdev and -device arguments for VM NAME's tap."""
+def qemu_args(name: str, config: str, netns: str | None, fmt: str) -> int:
+    """QEMU's -netdev and -device arguments for VM NAME's tap.
+
+    With --netns (or when the tap exists here) the tap's flags are compared: QEMU's
+    queues=N needs a multi-queue tap and fails with EINVAL otherwise.
+    """
+    from hostnet.host.links import read_snapshot
     from hostnet.vm.qemu import qemu_args as build
     from hostnet.vm.qemu import qemu_args_line
 
     (found,) = _pick(_load(config), name)
+    try:
+        link = read_snapshot(netns).links.get(found.tap)
+    except HostnetError:
+        if netns is not None:
+            raise
+        link = None  # not root: no check, the arguments are still right for the config
+    if link is not None and link.tun is not None and link.tun.multi_queue != found.multi_queue:
+        have = "multi-queue" if link.tun.multi_queue else "single-queue"
+        click.echo(f"hostnet: warning: {found.tap} is a {have} tap but the config says "
+                   f"multi_queue = {str(found.multi_queue).lower()}: QEMU will fail to attach "
+                   f"(EINVAL); recreate it with 'ip link del {found.tap} && hostnet vm up "
+                   f"{name}'", err=True)
     if fmt == "json":
         click.echo(json.dumps({"version": 1, "vm": name, "args": build(found)}))
     else:
