@@ -191,3 +191,17 @@ def test_failed_step_undoes_the_ones_before(host: tuple[Netns, Path]) -> None:
     with pytest.raises(HostnetError, match=r"link nosuchtap does not exist.*was undone"):
         apply_steps(steps, ns.name)
     assert "198.51.100.7" not in ns.run(["ip", "addr", "show", "up0"]).stdout
+
+
+def test_failed_up_leaves_nothing_and_no_record(host: tuple[Netns, Path],
+                                                tmp_path: Path) -> None:
+    ns, cfg = host
+    # new links get IPv6 disabled, so adding the tap's fe80::1 gateway fails mid-way
+    ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+    state = tmp_path / "state"
+    with pytest.raises(HostnetError, match=r"add address fe80::1/64 on tapweb1.*was undone"):
+        vm_up(load_vms(cfg), ns.name, state)
+    assert "tapweb1" not in ns.run(["ip", "link"]).stdout
+    assert ns.run(["ip", "neigh", "show", "proxy"]).stdout.strip() == ""
+    assert ns.sysctl("net.ipv4.ip_forward") == "0"
+    assert list((state / "vm" / ns.name).glob("*.json")) == []

@@ -93,7 +93,8 @@ def up(name: str | None, all_: bool, config: str, netns: str | None, state_dir: 
                                "steps": _steps_json(result.done),
                                "waiting": list(result.plan.waiting)}, indent=2))
     elif not result.done:
-        click.echo("nothing to do: " + ", ".join(v.name for v in vms) + " in place")
+        names = ", ".join(v.name for v in vms) if len(vms) <= 5 else f"{len(vms)} VMs"
+        click.echo(f"nothing to do: {names} in place")
     else:
         for step in result.done:
             click.echo(f"{step.vm or 'host'}: {step.describe()}")

@@ -97,7 +97,7 @@ def plan_vm(vm: VmLink, snap: LinkSnapshot, *, create_taps: bool = True) -> list
             steps.append(SetMaster(vm.name, f"{where}: bridge", vm.tap, vm.bridge, master_now))
     if obs is None or not obs.up:
         steps.append(SetUp(vm.name, f"{where}: tap down", vm.tap))
-    have = set() if fresh else {a.interface for a in snap.addresses_on(vm.tap)}
+    have = set() if fresh else {(a.address, a.prefixlen) for a in snap.addresses_on(vm.tap)}
     wanted: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = []
     if vm.mode is Mode.ROUTED:
         if vm.v4:
@@ -107,7 +107,7 @@ def plan_vm(vm: VmLink, snap: LinkSnapshot, *, create_taps: bool = True) -> list
     elif vm.mode is Mode.NAT and vm.gateway is not None:
         wanted.append(vm.gateway)
     for iface in wanted:
-        if iface not in have:
+        if (iface.ip, iface.network.prefixlen) not in have:
             steps.append(AddAddress(vm.name, f"{where}: gateway address", vm.tap,
                                     str(iface.ip), iface.network.prefixlen))
     if vm.mode is Mode.ROUTED:
