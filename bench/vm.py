@@ -227,6 +227,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hn-bench-vm-") as d:
         tmp = Path(d)
         repair = bench_repair(args.recreations, tmp)
@@ -245,7 +246,8 @@ Reproduce (root; creates and deletes namespaces `hn-bench-vm-*`):
 
     sudo .venv/bin/python bench/vm.py --recreations {args.recreations} --vms {args.vms}
 
-Kernel {platform.release()}, {os.cpu_count()} vCPUs shared with other work.
+Kernel {platform.release()}, {os.cpu_count()} vCPUs shared with other work (load average
+{load:.1f} when the run started: the tail of the repair times is scheduling noise).
 
 **Repair after the tap reappears** (one routed VM, IPv4 + IPv6; from the TUNSETIFF that
 recreates the tap to the netlink event of the last missing piece: tap up, both gateway
