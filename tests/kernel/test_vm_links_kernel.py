@@ -124,8 +124,12 @@ def test_up_tap_owner_flags_addresses_then_nothing(host: tuple[Netns, Path],
         seen = monitor.communicate(timeout=5)[0]
     assert (second.writes, second.done) == (0, [])
     assert "192.0.2.99" in seen
-    assert [line for line in seen.splitlines() if "192.0.2.99" not in line
-            and not line.startswith((" ", "\t", "[ROUTE]local 192.0.2.99"))] == [], seen
+    # the kernel's own IPv6 set-up of up0 (link-local address after DAD, the peer's
+    # neighbour entry) may show up in the window; anything hostnet writes would name the
+    # tap, a VM address, a proxy entry or a netconf (sysctl) change
+    ours = ("tapweb1", "203.0.113.11", "2001:db8::11", "proxy", "[NETCONF]", "203.0.113.2/32",
+            "fe80::1/64")
+    assert [line for line in seen.splitlines() if any(s in line for s in ours)] == [], seen
 
 
 def test_owner_opens_with_qemu_flags_others_cannot(host: tuple[Netns, Path],
