@@ -1,6 +1,6 @@
 """``hostnet vm watch`` repairs without a restart: the tap deleted and recreated (as a
-hypervisor does on a VM restart), the route deleted, the proxy entry deleted; each comes
-back, each repair is logged with what was missing, a quiet host sees no write, and SIGTERM
+hypervisor does on a VM restart), the route deleted, the proxy entry deleted, proxy_ndp and
+ip_forward turned off; each comes back, each repair is logged with what was missing, a quiet host sees no write, and SIGTERM
 stops it cleanly."""
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def test_watch_repairs_tap_route_and_proxy(netns: Callable[..., Netns], tmp_path
         ns.run(["ip", "neigh", "del", "proxy", "2001:db8::11", "dev", "up0"])
         assert wait_for(lambda: complete(ns)), log.read_text()
 
+        # sysctls: the kernel reports these on its netconf groups
+        ns.sysctl("net.ipv6.conf.up0.proxy_ndp", "0")
+        assert wait_for(lambda: ns.sysctl("net.ipv6.conf.up0.proxy_ndp") == "1"), log.read_text()
+        ns.sysctl("net.ipv4.ip_forward", "0")
+        assert wait_for(lambda: ns.sysctl("net.ipv4.ip_forward") == "1"), log.read_text()
+
         # everything in place: a second of watching (five proxy polls, the events of the
         # kernel's own IPv6 set-up) repairs nothing
         before = log.read_text()
@@ -85,6 +91,8 @@ def test_watch_repairs_tap_route_and_proxy(netns: Callable[..., Netns], tmp_path
     assert "repair web1 (netlink event): missing set tapweb1 up; add address 203.0.113.2/32" in text
     assert "missing route 203.0.113.11/32 dev tapweb1" in text
     assert "repair web1 (proxy entry gone): missing proxy neighbour 2001:db8::11 on up0" in text
-    # 5 + 1 + 1 writes for the three repairs, none for the reconciles in between
-    assert text.count("repaired ") == 3 and "3 repair(s), 7 write(s)" in text, text
+    assert "repair host settings (netlink event): missing sysctl net.ipv6.conf.up0.proxy_ndp" \
+        in text
+    # 5 + 1 + 1 + 1 + 1 writes for the five repairs, none for the reconciles in between
+    assert text.count("repaired ") == 5 and "5 repair(s), 9 write(s)" in text, text
     assert "Traceback" not in text

@@ -1,7 +1,8 @@
 """``hostnet vm watch``: keep every VM's addresses, routes, proxy entries and per-interface
 sysctls in place, repairing the moment netlink reports a change.
 
-* One rtnetlink socket (link, address, route and neighbour groups, 1 MiB receive buffer) in
+* One rtnetlink socket (link, address, route, neighbour and netconf groups, the last for
+  forwarding and proxy_ndp changes; 1 MiB receive buffer) in
   the VMs' namespace. A burst of events is drained and coalesced into one reconcile: read
   the namespace, plan, and apply only what is missing (no write when all is in place).
 * At start, on ENOBUFS (events were lost) and every ``full_every`` seconds: the same full
