@@ -48,7 +48,7 @@ class VmStatus:
 
 def status(vms: Sequence[VmLink], snap: LinkSnapshot) -> list[VmStatus]:
     problems = host_problems(vms, snap)
-    shared = {s.vm: s for s in plan_host(vms, snap)}
+    shared = plan_host(vms, snap)
     out: list[VmStatus] = []
     for vm in vms:
         missing: list[str] = [p for p in problems if f"vm {vm.name}" in p]
@@ -57,7 +57,7 @@ def status(vms: Sequence[VmLink], snap: LinkSnapshot) -> list[VmStatus]:
             missing += [s.describe() for s in steps]
         except VmPlanError as exc:
             missing.append(exc.message)
-        missing += [s.describe() for s in shared.values()
+        missing += [s.describe() for s in shared
                     if s.reason.startswith(f"vm {vm.name}:")]
         link = snap.links.get(vm.tap)
         routes, proxies = [], []
