@@ -209,3 +209,21 @@ def test_failed_up_leaves_nothing_and_no_record(host: tuple[Netns, Path],
     assert ns.run(["ip", "neigh", "show", "proxy"]).stdout.strip() == ""
     assert ns.sysctl("net.ipv4.ip_forward") == "0"
     assert list((state / "vm" / ns.name).glob("*.json")) == []
+
+
+def test_record_from_an_earlier_boot_is_ignored(host: tuple[Netns, Path],
+                                                tmp_path: Path) -> None:
+    ns, cfg = host
+    state = tmp_path / "state"
+    vm_up(load_vms(cfg), ns.name, state)
+    record = state / "vm" / ns.name / "web1.json"
+    data = json.loads(record.read_text())
+    assert data["boot_id"] and data["steps"][0]["kind"] == "create-tap"
+    data["boot_id"] = "00000000-0000-0000-0000-000000000000"  # as if written before a reboot
+    record.write_text(json.dumps(data))
+    steps = vm_down("web1", ns.name, state).steps
+    # the VM's record says nothing any more: its tap and proxy entries are not claimed
+    # (only the shared sysctls, recorded in this boot, go back with the last VM)
+    assert {s.kind for s in steps} == {"sysctl"}
+    assert "tapweb1" in ns.run(["ip", "link"]).stdout
+    assert "203.0.113.11 dev up0 proxy" in ns.run(["ip", "neigh", "show", "proxy"]).stdout

@@ -236,15 +236,25 @@ def _rollback(writer: LinkWriter, done: Sequence[Step]) -> list[str]:
 # -- the record of what hostnet created ------------------------------------------------
 
 
+def boot_id() -> str | None:
+    """This boot's random id (kernel/random/boot_id), None where it cannot be read."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 class Records:
     """One JSON file per VM (and ``_host.json`` for shared sysctls) under
-    ``STATE_DIR/vm/NETNS/``, rewritten after each step that took effect and replaced
-    atomically (rename), so a killed process leaves a whole record of what it did.
+    ``STATE_DIR/vm/NETNS/``, written ahead of a VM's steps (see :func:`vm_up`) and
+    replaced atomically (rename), so a killed process leaves a whole record.
 
     No fsync: everything recorded here (links, addresses, routes, proxy entries, live
     sysctls) is kernel state that a power loss or reboot takes away with the record's
-    meaning, while a crash of the process keeps the page cache. Skipping it makes setting
-    up 1,000 VMs take seconds, not minutes."""
+    meaning, while a crash of the process keeps the page cache. For the same reason a
+    record from an earlier boot (its ``boot_id`` differs) describes nothing that still
+    exists and reads as empty: after a reboot the hypervisor's taps are not hostnet's."""
 
     HOST = "_host"
 
@@ -258,6 +268,8 @@ class Records:
         path = self.path(vm)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("boot_id") not in (None, boot_id()):
+                return []
             return [step_from_dict(d) for d in data["steps"]]
         except FileNotFoundError:
             return []
@@ -277,8 +289,8 @@ class Records:
             path.unlink(missing_ok=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        text = json.dumps({"version": 1, "vm": vm, "steps": [s.to_dict() for s in steps]},
-                          indent=1)
+        text = json.dumps({"version": 1, "vm": vm, "boot_id": boot_id(),
+                           "steps": [s.to_dict() for s in steps]}, indent=1)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
