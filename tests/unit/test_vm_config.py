@@ -161,3 +161,8 @@ def test_other_sections_are_left_to_other_loaders(tmp_path: Path) -> None:
     text = 'role = "server"\n[sysctl]\n"net.core.somaxconn" = 1024\n\n' + EXAMPLE
     (vm,) = load(tmp_path, text)
     assert vm.line == 5
+
+
+def test_missing_key_names_it(tmp_path: Path) -> None:
+    msg = errors(tmp_path, '\n[[vm]]\nname = "a"\nowner = "qemu"\n')
+    assert msg.endswith(":2: vm[0].tap: missing (required: tap = ...)")

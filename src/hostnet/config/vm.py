@@ -187,6 +187,9 @@ def _problems(exc: ValidationError, path: str, where: Locator) -> list[str]:
         if err["type"] == "extra_forbidden":
             parts = loc
             msg = f"unknown key (expected one of: {', '.join(VmEntry.model_fields)})"
+        elif err["type"] == "missing":
+            parts = loc
+            msg = f"missing (required: {loc[-1]} = ...)"
         else:
             # union members show up as extra loc parts ("str", "int", ...): drop them
             parts = [p for p in loc if isinstance(p, int) or p in VmEntry.model_fields

@@ -72,6 +72,7 @@ class Watcher:
         self.proxies = wanted_proxies(self.vms)
         self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ipr: Any = None
+        self._waiting: tuple[str, ...] = ()
 
     def stop(self, *_: object) -> None:
         with contextlib.suppress(OSError):
@@ -84,6 +85,12 @@ class Watcher:
         try:
             snap = read_snapshot(self.options.netns) if snap is None else snap
             plan_ = plan(self.vms, snap, create_taps=self.options.create_taps)
+            if plan_.waiting != self._waiting:
+                gone = sorted(set(plan_.waiting) - set(self._waiting))
+                if gone:
+                    LOG.info("waiting for the tap of %s (not created: no --create-taps)",
+                             ", ".join(gone))
+                self._waiting = plan_.waiting
             if plan_.empty:
                 return 0
             for vm, missing in missing_by_vm(plan_).items():

@@ -183,6 +183,8 @@ def _hint(step: Step, code: int | None) -> str | None:
         return f"{step.tap} is in use with other flags; stop the process holding it"
     if isinstance(step, CreateTap) and code == errno.EINVAL:
         return f"{step.tap} exists with different tap flags (multi_queue must match)"
+    if code in (errno.EPERM, errno.EACCES):
+        return "run as root (changing links needs CAP_NET_ADMIN)"
     if code == errno.EEXIST:
         return "someone else changed the same thing at the same time; run it again"
     return None
