@@ -56,9 +56,9 @@ for _ in range(count):
 if fds and len(sys.argv) > 4:
     sys.stdin.read()
 '''
-PRIVATE_TUN = ("mount -t tmpfs -o mode=755 tmpfs /dev/net && mknod -m 666 /dev/net/tun c 10 200"
-               " && exec setpriv --reuid={uid} --regid={gid} --clear-groups /usr/bin/python3 -c "
-               '"$0" "$@"')
+PRIVATE_TUN = ("mount -t tmpfs -o mode=755 tmpfs /dev/net && mknod -m {mode} /dev/net/tun c 10 200"
+               " && chgrp {node_gid} /dev/net/tun && exec setpriv --reuid={uid} --regid={gid} "
+               '{groups} /usr/bin/python3 -c "$0" "$@"')
 QEMU_MQ = str(0x0002 | 0x1000 | 0x4000 | 0x0100)  # TAP|NO_PI|VNET_HDR|MULTI_QUEUE
 QEMU_SQ = str(0x0002 | 0x1000 | 0x4000)
 
@@ -79,9 +79,13 @@ def tap_json(ns: Netns, name: str = "tapweb1") -> dict:
     return json.loads(out)[0]
 
 
-def as_user(ns: Netns, uid: int, gid: int, args: list[str], **kw: object) -> subprocess.Popen:
-    argv = ["ip", "netns", "exec", ns.name, "unshare", "-m", "sh", "-c",
-            PRIVATE_TUN.format(uid=uid, gid=gid), OPENER, *args]
+def as_user(ns: Netns, uid: int, gid: int, args: list[str], *, mode: str = "666",
+            node_gid: int = 0, groups: str = "", **kw: object) -> subprocess.Popen:
+    """Run OPENER as uid:gid in a private mount namespace with its own /dev/net/tun node
+    (``mode``, group ``node_gid``); ``groups``: supplementary groups (comma list)."""
+    extra = f"--groups={groups}" if groups else "--clear-groups"
+    script = PRIVATE_TUN.format(uid=uid, gid=gid, mode=mode, node_gid=node_gid, groups=extra)
+    argv = ["ip", "netns", "exec", ns.name, "unshare", "-m", "sh", "-c", script, OPENER, *args]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
 
@@ -151,6 +155,18 @@ def test_owner_opens_with_qemu_flags_others_cannot(host: tuple[Netns, Path],
     # without IFF_MULTI_QUEUE on a multi-queue tap: refused, so qemu-args must say queues=N
     single = as_user(ns, NOBODY, NOGROUP, ["tapweb1", QEMU_SQ, "1"])
     assert single.communicate(timeout=10)[0].split() == ["EINVAL"]
+    # the udev rule's way (VM101): node 0660 root:GROUP; the VM user in GROUP may open it,
+    # without the group the node itself refuses the open
+    member = as_user(ns, NOBODY, NOGROUP, ["tapweb1", QEMU_MQ, "1"], mode="660",
+                     node_gid=NOGROUP)
+    assert member.communicate(timeout=10)[0].split() == ["ok"]
+    outsider = as_user(ns, NOBODY, NOGROUP, ["tapweb1", QEMU_MQ, "1"], mode="660",
+                       node_gid=0)
+    assert "PermissionError" in outsider.communicate(timeout=10)[1]
+    # a tap with owner and group admits only its owner, and only while in the group: the
+    # kernel refuses a member of the tap's group that is not its owner (tun_not_capable)
+    other_member = as_user(ns, 65533, 65533, ["tapweb1", QEMU_MQ, "1"], groups=str(NOGROUP))
+    assert other_member.communicate(timeout=10)[0].split() == ["EPERM"]
     after = os.stat("/dev/net/tun")
     assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid,
                                                            before.st_gid)
