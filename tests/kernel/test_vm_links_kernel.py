@@ -243,3 +243,43 @@ def test_record_from_an_earlier_boot_is_ignored(host: tuple[Netns, Path],
     assert {s.kind for s in steps} == {"sysctl"}
     assert "tapweb1" in ns.run(["ip", "link"]).stdout
     assert "203.0.113.11 dev up0 proxy" in ns.run(["ip", "neigh", "show", "proxy"]).stdout
+
+
+NAT_AND_BRIDGE = '''
+[[vm]]
+name = "natvm"
+tap = "tapnat"
+owner = "nobody"
+mode = "nat"
+gateway = "198.51.100.1/24"
+mtu = 9000
+
+[[vm]]
+name = "brvm"
+tap = "tapbr"
+owner = "nobody"
+mode = "bridge"
+bridge = "br0"
+'''
+
+
+def test_nat_and_bridge_modes(netns: Callable[..., Netns], tmp_path: Path) -> None:
+    ns = netns("vmnb")
+    ns.run(["ip", "link", "add", "br0", "type", "bridge"])
+    cfg = tmp_path / "h.toml"
+    cfg.write_text(NAT_AND_BRIDGE)
+    state = tmp_path / "s"
+    vms = load_vms(cfg)
+    vm_up(vms, ns.name, state)
+    nat = json.loads(ns.run(["ip", "-j", "addr", "show", "tapnat"]).stdout)[0]
+    assert nat["mtu"] == 9000
+    assert [(a["local"], a["prefixlen"]) for a in nat["addr_info"] if a["family"] == "inet"] == [
+        ("198.51.100.1", 24)]
+    assert json.loads(ns.run(["ip", "-j", "link", "show", "tapbr"]).stdout)[0]["master"] == "br0"
+    assert ns.sysctl("net.ipv4.ip_forward") == "1"
+    assert vm_up(vms, ns.name, state).writes == 0
+    vm_down("brvm", ns.name, state)
+    assert "tapbr" not in ns.run(["ip", "link"]).stdout
+    assert ns.sysctl("net.ipv4.ip_forward") == "1"  # natvm still needs it
+    vm_down("natvm", ns.name, state)
+    assert ns.sysctl("net.ipv4.ip_forward") == "0"
