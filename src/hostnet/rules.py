@@ -19,6 +19,7 @@ RULE_MODULES: tuple[str, ...] = (
     "hostnet.checks.tuning",
     "hostnet.checks.ipv6",
     "hostnet.checks.nat",
+    "hostnet.checks.vm",
 )
 
 

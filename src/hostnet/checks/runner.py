@@ -39,6 +39,7 @@ AREAS: dict[str, str] = {
     "TN": "Tuning",
     "NT": "NAT/forwarding",
     "V6": "IPv6",
+    "VM": "VM networking",
 }
 INITIAL = "initial"
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "collect": ("hostnet.cli.collect", "collect", "Write a snapshot for --root analysis."),
     "rules": ("hostnet.cli.rules", "rules", "List every finding code."),
     "explain": ("hostnet.cli.rules", "explain", "Print the documentation page of a code."),
+    "vm": ("hostnet.cli.vm", "vm", "VM links: taps, routes, proxy ARP/NDP, repaired on events."),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,12 +46,18 @@ def list_named(run_dir: str = NETNS_RUN_DIR) -> list[str]:
         return []
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # find_library runs ldconfig (a subprocess): once per process, not once per setns
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _setns(fd: int) -> None:
     setns = getattr(os, "setns", None)
     if setns is not None:  # Python >= 3.12
         setns(fd, CLONE_NEWNET)
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

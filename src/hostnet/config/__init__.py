@@ -1,0 +1,1 @@
+"""Typed configuration (``hostnet.toml``) loaders."""
