@@ -68,7 +68,64 @@ def check_combined(lx: Linter, final: dict[str, Assignment], files: Sequence[Par
             parsed=find_file(files, a.path),
             suggestion=f"{key} = {order.proposed_text}",
         )
+    for bkey, dkey in inv.DIRTY_PAIRS:
+        ba, da_ = final.get(bkey), final.get(dkey)
+        if ba is None:
+            continue
+        dval = da_.value if da_ is not None else kernel.value(dkey)
+        found_bg = inv.check_background_below_dirty(
+            bkey, _first_int(ba.value), dkey, _first_int(dval)
+        )
+        if found_bg is None:
+            continue
+        lx.emit(
+            R.DEFAULT_ABOVE_MAX,
+            ba.path,
+            ba.line,
+            f"{bkey} = {found_bg.background} is not below {dkey} = {found_bg.dirty}"
+            f"{'' if da_ else ' (the running value)'}: the kernel then starts background "
+            "writeback at half the dirty limit instead",
+            column=ba.value_column,
+            key=bkey,
+            parsed=find_file(files, ba.path),
+            evidence={bkey: found_bg.background, dkey: found_bg.dirty},
+        )
+    _check_exclusive(lx, final, files)
     _check_ipv6_intent(lx, final, files)
+
+
+#: (bytes key, ratio key): mm/page-writeback.c, dirty_bytes_handler and dirty_ratio_handler:
+#: writing one sets the other to 0, so only the one written last is in effect.
+EXCLUSIVE_PAIRS = (
+    ("vm.dirty_bytes", "vm.dirty_ratio"),
+    ("vm.dirty_background_bytes", "vm.dirty_background_ratio"),
+)
+
+
+def _check_exclusive(
+    lx: Linter, final: dict[str, Assignment], files: Sequence[ParsedFile]
+) -> None:
+    order = {pf.path: i for i, pf in enumerate(files)}
+    for one, other in EXCLUSIVE_PAIRS:
+        a, b = final.get(one), final.get(other)
+        if a is None or b is None:
+            continue
+        first, last = sorted((a, b), key=lambda x: (order.get(x.path, 0), x.line))
+        if _first_int(last.value) == 0:
+            continue  # writing 0 to the ratio is refused anyway; nothing is replaced
+        lx.emit(
+            R.EXCLUSIVE_KEYS,
+            first.path,
+            first.line,
+            f"{first.key} = {first.value} has no effect: {last.key} is set later "
+            f"({last.path}:{last.line}), and writing it sets {first.key} to 0 (the kernel "
+            "keeps only one of the two)",
+            column=first.column,
+            key=first.key,
+            suggestion=f"keep either {one} or {other}, not both",
+            evidence={"winner": f"{last.path}:{last.line}"},
+            parsed=find_file(files, first.path),
+        )
 
 
 def _comment_block_above(pf: ParsedFile, line: int) -> str:

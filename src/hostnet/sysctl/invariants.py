@@ -188,6 +188,35 @@ def check_default_above_max(
     return DefaultAboveMax(default_key, max_key, default, maximum, default)
 
 
+# -- dirty page thresholds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundAboveDirty:
+    """dirty_background_ratio >= dirty_ratio (or the _bytes pair): mm/page-writeback.c
+    (domain_dirty_limits) then uses half of the dirty limit as the background limit, so
+    the background value set is not the one in effect."""
+
+    background_key: str
+    dirty_key: str
+    background: int
+    dirty: int
+
+
+DIRTY_PAIRS = (
+    ("vm.dirty_background_ratio", "vm.dirty_ratio"),
+    ("vm.dirty_background_bytes", "vm.dirty_bytes"),
+)
+
+
+def check_background_below_dirty(
+    background_key: str, background: int | None, dirty_key: str, dirty: int | None
+) -> BackgroundAboveDirty | None:
+    if not background or not dirty or background < dirty:
+        return None
+    return BackgroundAboveDirty(background_key, dirty_key, background, dirty)
+
+
 # -- IPv6 forwarding and router advertisements -----------------------------------------------
 
 

@@ -278,7 +278,7 @@ def check_unknown(
     has only partly."""
     key = a.key
     glued = lx.recover_glued(key)
-    if comment_above is not None:
+    if comment_above is not None and not any(ch.isspace() for ch in key):
         tail = comment_above.rstrip().split()[-1] if comment_above.split() else ""
         if (tail and not tail.startswith(("#", ";"))) or tail.endswith("."):
             joined = lx.recover_glued(tail.lstrip("#;") + key) if tail else None

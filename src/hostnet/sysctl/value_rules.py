@@ -119,6 +119,8 @@ _PORT_MESSAGES = {
 def check_port_range(lx: Linter, a: Assignment) -> None:
     value = unquote(a.value) or a.value
     start = lx.setting_int("net.ipv4.ip_unprivileged_port_start")
+    if len(value.split()) == 1:
+        return  # only the low end is set (SC106 info); the high end stays
     check = inv.check_port_range(value, unprivileged_start=start)
     if check is None or not check.problems:
         return
@@ -194,6 +196,10 @@ def check_pages(lx: Linter, a: Assignment) -> None:
     except ValueError:
         return
     if len(nums) != 3 or max(nums) <= total:
+        return
+    # more pages than RAM; still pages when the numbers do not look like byte sizes
+    # (multiples of 1 KiB) and are not absurdly large for pages
+    if not (all(n % 1024 == 0 for n in nums) or max(nums) > 16 * total):
         return
     as_pages = " ".join(str(max(1, n // PAGE_SIZE)) for n in nums)
     gib = total * PAGE_SIZE / 2**30

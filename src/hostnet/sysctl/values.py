@@ -150,13 +150,25 @@ def _shape(current: str | None) -> str | None:
 def _check_tuple(spec: KeySpec | None, value: str, arity: int) -> list[ValueProblem]:
     tokens = value.split()
     nums = _ints(tokens[:arity])
-    if nums is None or len(tokens) < arity:
+    if nums is None or not tokens:
         return [
             ValueProblem(
                 R.INVALID_VALUE,
                 f"'{value}' should be {arity} integers separated by spaces",
             )
         ]
+    if len(tokens) < arity:
+        # the kernel's int-vector handlers fill the fields given and keep the rest
+        # (kernel/sysctl.c, __do_proc_dointvec): legal, but only part of the key is set
+        fewer = [
+            ValueProblem(
+                R.INVALID_VALUE,
+                f"'{value}' sets only the first {len(tokens)} of the key's {arity} fields; the "
+                "kernel keeps the current value of the others",
+                severity=Severity.INFO,
+            )
+        ]
+        return fewer + (_check_range(spec, nums, value) if spec is not None else [])
     problems: list[ValueProblem] = []
     if len(tokens) > arity:
         problems.append(
