@@ -264,3 +264,17 @@ def test_system_with_99_sysctl_link_reads_sysctl_conf_without_sc115(tmp_path: Pa
     (root / "etc/sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")
     _, fs = findings("--system", "--root", str(root))
     assert ("/etc/sysctl.conf", "SC115") not in {(f["path"], f["code"]) for f in fs}
+
+
+def test_rules_shows_every_severity_a_rule_emits() -> None:
+    from hostnet.cli.main import cli as main_cli
+
+    res = CliRunner().invoke(main_cli, ["rules", "--family", "SC", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    by_code = {r["code"]: r for r in json.loads(res.output)}
+    assert by_code["SC110"]["severities"] == ["warning", "info"]
+    assert by_code["SC107"]["severities"] == ["error", "warning"]
+    assert by_code["SC106"]["severities"] == ["error", "warning", "info"]
+    assert by_code["SC101"]["severities"] == ["error"]
+    text = CliRunner().invoke(main_cli, ["rules", "--family", "SC"]).output
+    assert "SC110  duplicate-key" in text and "warning/info" in text

@@ -411,3 +411,21 @@ def test_fix_of_a_legacy_read_only_key_is_final() -> None:
     text = "net.ipv4.netfilter.ip_conntrack_count = 0\n"
     once = apply_edits(text, lint(text).edits)
     assert lint(once).findings == []
+
+
+def test_findings_stay_within_the_severities_each_rule_declares() -> None:
+    """What `hostnet rules` shows (the rule's severity plus sysctl.rules.EMITS) covers every
+    severity lint emits on the fixtures and the corpus."""
+    allowed = {code: {r.severity, *R.EMITS.get(code, ())} for code, r in _sc_rules().items()}
+    texts = [p for p in (FIXTURES / "corpus").glob("*.conf")] + list(SYSCTL.rglob("*.conf"))
+    for kernel in (NoKernel(), kview()):
+        for p in texts:
+            text = p.read_text(encoding="utf-8", errors="surrogateescape")
+            for f in lint(text, kernel).findings:
+                assert f.severity in allowed[f.code], (p.name, f.code, f.severity)
+
+
+def _sc_rules() -> dict[str, object]:
+    from hostnet.rules import all_rules
+
+    return {c: r for c, r in all_rules().items() if c.startswith("SC")}
