@@ -278,3 +278,15 @@ def test_rules_shows_every_severity_a_rule_emits() -> None:
     assert by_code["SC101"]["severities"] == ["error"]
     text = CliRunner().invoke(main_cli, ["rules", "--family", "SC"]).output
     assert "SC110  duplicate-key" in text and "warning/info" in text
+
+
+def test_fix_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    from hostnet.state.lint_fix import write_atomic
+
+    target = tmp_path / "90-x.conf"
+    target.write_text("net.core.somaxconn = '1024'\n")
+    target.chmod(0o640)
+    write_atomic(str(target), "net.core.somaxconn = 1024\n")
+    assert target.read_text() == "net.core.somaxconn = 1024\n"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["90-x.conf"]
