@@ -184,9 +184,10 @@ def _check_ipv6_intent(
             continue
         iface = key.split(".")[3]
         fwd = final.get(f"net.ipv6.conf.{iface}.forwarding") or fwd_all
-        if fwd is None or inv.check_ra_with_forwarding(iface, fwd.value, a.value) is None:
+        found = inv.check_ra_with_forwarding(iface, fwd.value, a.value) if fwd else None
+        if fwd is None or found is None:
             continue
-        line = f"{a.raw_key} = 2"
+        line = f"{a.raw_key} = {found.proposed_accept_ra}"
         lx.emit(
             R.IPV6_INTENT,
             a.path,
