@@ -184,7 +184,10 @@ def dotted_interface(lx: Linter, key: str) -> str | None:
 
 def _family_present(lx: Linter, fam: KeyFamily) -> bool:
     """Whether this kernel has any key of the family (then a missing one may be a typo)."""
-    return any(k.startswith(fam.prefix) for k in lx.kernel.all_keys())
+    if fam.prefix not in lx.families_present:
+        present = any(k.startswith(fam.prefix) for k in lx.kernel.all_keys())
+        lx.families_present[fam.prefix] = present
+    return lx.families_present[fam.prefix]
 
 
 def _provider_note(lx: Linter, module: str | None, config: str | None) -> str:

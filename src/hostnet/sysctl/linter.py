@@ -42,6 +42,7 @@ class Linter:
         self._offline: dict[str, str | None] = {}
         #: last value each key gets from the files being linted (filled before the rules run)
         self.settings: dict[str, str] = {}
+        self.families_present: dict[str, bool] = {}  # family prefix -> any key on this kernel
         self._parents: dict[str, list[str]] | None = None
 
     def emit(
