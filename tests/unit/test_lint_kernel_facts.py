@@ -229,3 +229,13 @@ def test_dirty_bytes_and_ratio_exclude_each_other() -> None:
 def test_background_ratio_not_below_dirty_ratio() -> None:
     (f,) = lint("vm.dirty_ratio = 20\nvm.dirty_background_ratio = 30\n")
     assert (f.line, f.code) == (2, "SC112")
+
+
+def test_no_config_and_no_modules_is_not_proof_of_absence(builtin_copy: Path) -> None:
+    # built-in code without parameters has no /sys/module entry (br_netfilter, sch_htb here)
+    (builtin_copy / "boot/config-6.18.44-builtin").unlink()
+    assert lint("net.core.default_qdisc = htb\n", builtin_copy) == []
+    assert lint("net.core.default_qdisc = fq_codel\n", builtin_copy) == []  # cannot tell
+    # tcp_available_congestion_control lists every built-in one when nothing can load
+    (f,) = lint("net.ipv4.tcp_congestion_control = htcp\n", builtin_copy)
+    assert f.code == "SC126"

@@ -139,8 +139,12 @@ class Modules:
         if self.sys_module is not None and self.sys_module.get(name) is False:
             return ModuleState.BUILTIN  # in /sys/module without initstate
         if self.no_module_support:
-            # nothing can be loaded: present means built in, otherwise absent
-            return ModuleState.BUILTIN if name in (self.sys_module or {}) else ModuleState.ABSENT
+            # nothing can be loaded; built-in code without parameters has no /sys/module
+            # entry, so absence there proves nothing (only the config can say ABSENT)
+            if name in (self.sys_module or {}):
+                return ModuleState.BUILTIN
+            known = self.config is not None and bool(config)
+            return ModuleState.ABSENT if known else ModuleState.UNKNOWN
         if opt == "m" or (self.loaded is not None and name in self.loaded):
             return ModuleState.LOADABLE
         if self.sys_module is not None and self.sys_module.get(name) is True:
