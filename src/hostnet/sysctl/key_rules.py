@@ -230,10 +230,14 @@ def check_missing(
     module = module_of(key)
     if spec is not None:
         if module is not None:
-            where = f" (it appears when the {module[0]} module is loaded)"
-            note = _provider_note(lx, *module)
-            if note and "appears" not in note:
-                where = note
+            mods = lx.modules()
+            state = mods.state(*module) if mods is not None else ModuleState.UNKNOWN
+            if state is ModuleState.BUILTIN:
+                where = f" ({module[0]} is built in, but this key is not part of it here)"
+            elif state is ModuleState.ABSENT:
+                where = _provider_note(lx, *module)
+            else:
+                where = f" (it appears when the {module[0]} module is loaded)"
         else:
             note = _provider_note(lx, spec.module, spec.config)
             where = note or (f" (it needs {spec.config})" if spec.config else "")
