@@ -338,8 +338,8 @@ def check_unknown(
             R.NOT_ON_THIS_KERNEL,
             a.path,
             a.line,
-            f"{key} does not exist on this kernel; keys under {fam.prefix} depend on how "
-            f"{fam.provider} is built, and this one is not a near-miss of any key here",
+            f"{key} does not exist on this kernel; keys under {fam.prefix} come with "
+            f"{fam.provider}, and this one is not a near-miss of any key here either",
             column=a.column,
             key=key,
             evidence={"family": fam.prefix, "reference": fam.reference},
