@@ -183,6 +183,34 @@ def test_HD102_synack_retries_on_server(server: Lab, state: Path) -> None:
     assert server.read("net.ipv4.tcp_synack_retries") == "3"
 
 
+def test_TN102_tcp_buffer_order_on_server(server: Lab, state: Path) -> None:
+    prove(server, state, "TN102", {"net.ipv4.tcp_rmem": "4096 6291456 131072"})
+    assert server.read("net.ipv4.tcp_rmem").split() == ["4096", "131072", "6291456"]
+
+
+def test_TN109_port_range_parity_on_server(server: Lab, state: Path) -> None:
+    fixed = prove(server, state, "TN109", {"net.ipv4.ip_local_port_range": "32768 60998"})
+    low, high = map(int, server.read("net.ipv4.ip_local_port_range").split())
+    assert low % 2 != high % 2 and high >= 60998, fixed  # the top end moved up
+
+
+def test_TN110_service_in_port_range_on_server(server: Lab, state: Path) -> None:
+    listener = start_service(server.host, "tcp:40000")
+    try:
+        prove(server, state, "TN110", {"net.ipv4.ip_local_port_range": "32768 60999"})
+        assert "40000" in server.read("net.ipv4.ip_local_reserved_ports")
+    finally:
+        listener.kill()
+        listener.wait(timeout=5)
+
+
+def test_TN111_port_range_small_on_server(server: Lab, state: Path) -> None:
+    # one value for the key: the range fix also fixes the parity (issue 8 item 7)
+    prove(server, state, "TN111", {"net.ipv4.ip_local_port_range": "60000 60010"})
+    low, high = map(int, server.read("net.ipv4.ip_local_port_range").split())
+    assert high - low + 1 >= 10000 and low % 2 != high % 2
+
+
 def _redirected(lab: DualHomedLab) -> bool:
     """Whether a redirect from the server's gateway (192.0.2.1) moves its route to
     203.0.113.77 onto 192.0.2.254 (a neighbour the server knows)."""

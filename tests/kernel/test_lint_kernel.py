@@ -98,17 +98,21 @@ def test_whole_file_fails_but_good_lines_still_apply(netns: Callable[..., Netns]
 
 
 @pytest.mark.parametrize(
-    ("line", "key", "stored"),
+    ("line", "key", "stored", "code"),
     [
-        ("net.ipv4.tcp_fin_timeout = 15 # faster", "net.ipv4.tcp_fin_timeout", "15"),
-        ("net.ipv4.tcp_rmem = 4096 87380 6291456 8", "net.ipv4.tcp_rmem", "4096\t87380\t6291456"),
+        ("net.ipv4.tcp_fin_timeout = 15 # faster", "net.ipv4.tcp_fin_timeout", "15", "SC109"),
+        # extra integer fields: wrong arity (SC106), a warning because the kernel takes the
+        # fields it needs and drops the rest
+        ("net.ipv4.tcp_rmem = 4096 87380 6291456 8", "net.ipv4.tcp_rmem",
+         "4096\t87380\t6291456", "SC106"),
+        ("net.ipv4.tcp_fin_timeout = 45 2 3", "net.ipv4.tcp_fin_timeout", "45", "SC106"),
     ],
 )
-def test_sc109_with_a_space_is_a_warning_because_the_kernel_accepts_it(
-    netns: Callable[..., Netns], tmp_path: Path, line: str, key: str, stored: str
+def test_extra_text_or_fields_are_warnings_because_the_kernel_accepts_them(
+    netns: Callable[..., Netns], tmp_path: Path, line: str, key: str, stored: str, code: str
 ) -> None:
     found = lint(line + "\n").findings
-    assert [(f.line, f.code, str(f.severity)) for f in found] == [(1, "SC109", "warning")]
+    assert [(f.line, f.code, str(f.severity)) for f in found] == [(1, code, "warning")]
     ns = netns("lint")
     rc, err = sysctl_p(ns, tmp_path, line + "\n")
     assert rc == 0, err
@@ -153,3 +157,110 @@ def test_exclusion_line_is_accepted_by_procps_and_lint(
     assert rc == 0, err
     assert ns.sysctl("net.ipv4.conf.lo.rp_filter") == "2"
     assert ns.sysctl("net.ipv4.conf.all.rp_filter") == before
+
+
+# -- the kernel's own boundaries, proved in a throwaway namespace (issue 8) --------------------
+
+
+def write(ns: Netns, key: str, value: str) -> int:
+    """errno of writing ``value`` to ``key`` inside ``ns`` (0: accepted)."""
+    code = (
+        "import os,sys\n"
+        "fd=os.open('/proc/sys/'+sys.argv[1].replace('.','/'),os.O_WRONLY)\n"
+        "try:\n os.write(fd,sys.argv[2].encode()); print(0)\n"
+        "except OSError as e: print(e.errno)\n"
+    )
+    return int(ns.run(["python3", "-c", code, key, value]).stdout.strip())
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ("1024 65536", True),  # above 65535
+        ("0 100", True),  # below 1
+        ("2000 1999", True),  # reversed
+        ("1023 2000", True),  # below ip_unprivileged_port_start (1024)
+        ("1024 65535", False),
+        ("32768 60999", False),
+    ],
+)
+def test_port_range_errors_are_exactly_what_the_kernel_refuses(
+    netns: Callable[..., Netns], value: str, refused: bool
+) -> None:
+    found = lint(f"net.ipv4.ip_local_port_range = {value}\n").findings
+    errors = [f for f in found if f.severity.name == "ERROR"]
+    assert bool(errors) is refused, found
+    ns = netns("lint")
+    assert (write(ns, "net.ipv4.ip_local_port_range", value) == 22) is refused
+    if errors:  # the proposed value is one the kernel takes
+        fixed = (errors[0].suggestion or "").split("=", 1)[1].strip()
+        assert write(ns, "net.ipv4.ip_local_port_range", fixed) == 0
+
+
+def test_lowered_unprivileged_start_allows_a_lower_range(netns: Callable[..., Netns]) -> None:
+    text = "net.ipv4.ip_unprivileged_port_start = 900\nnet.ipv4.ip_local_port_range = 1000 2001\n"
+    assert lint_codes(text) == []
+    ns = netns("lint")
+    assert write(ns, "net.ipv4.ip_unprivileged_port_start", "900") == 0
+    assert write(ns, "net.ipv4.ip_local_port_range", "1000 2001") == 0
+
+
+def test_parity_fix_is_accepted_and_silences_the_finding(netns: Callable[..., Netns]) -> None:
+    (f,) = lint("net.ipv4.ip_local_port_range = 60000 60010\n").findings
+    assert f.code == "SC123"
+    fixed = (f.suggestion or "").split("=", 1)[1].strip()
+    assert fixed == "60000 60011"  # the top end moves up
+    assert lint_codes(f"net.ipv4.ip_local_port_range = {fixed}\n") == []
+    ns = netns("lint")
+    assert write(ns, "net.ipv4.ip_local_port_range", fixed) == 0
+    assert ns.sysctl("net.ipv4.ip_local_port_range").split() == fixed.split()
+
+
+def test_fewer_fields_are_accepted_and_only_info(netns: Callable[..., Netns]) -> None:
+    assert [(c, str(f.severity)) for f in lint("net.ipv4.tcp_rmem = 8192\n").findings
+            for c in [f.code]] == [("SC106", "info")]
+    ns = netns("lint")
+    before = ns.sysctl("net.ipv4.tcp_rmem").split()
+    assert write(ns, "net.ipv4.tcp_rmem", "8192") == 0
+    assert ns.sysctl("net.ipv4.tcp_rmem").split() == ["8192", *before[1:]]
+
+
+def test_congestion_control_this_kernel_lacks_is_refused(netns: Callable[..., Netns]) -> None:
+    from hostnet.host.kernel_view import RootKernelView
+    from hostnet.host.root import Root
+
+    live = RootKernelView(Root("/"))
+    facts = live.modules()
+    if facts is None or facts.config is None:
+        pytest.skip("no readable kernel config: lint cannot know what could be loaded")
+    name = "hnnosuchcc"
+    found = lint_files([parse_text(f"net.ipv4.tcp_congestion_control = {name}\n", "/x.conf")],
+                       load(), live).findings
+    assert [f.code for f in found] == ["SC126"]
+    ns = netns("lint")
+    assert write(ns, "net.ipv4.tcp_congestion_control", name) == 2  # ENOENT
+
+
+def test_builtin_conntrack_here_gives_no_sc122() -> None:
+    from hostnet.host.kernel_view import RootKernelView
+    from hostnet.host.root import Root
+
+    sysmod = Path("/sys/module/nf_conntrack")
+    if not sysmod.is_dir() or (sysmod / "initstate").exists():
+        pytest.skip("nf_conntrack is not built into this kernel")
+    text = "net.netfilter.nf_conntrack_max = 262144\n"
+    found = lint_files([parse_text(text, "/x.conf")], load(), RootKernelView(Root("/"))).findings
+    assert [f.code for f in found if f.code == "SC122"] == []
+
+
+def test_global_keys_with_minimums_read_only_here() -> None:
+    """vm.dirty_bytes / dirty_background_bytes are global: prove by reading (never written
+    here) that they exist, are writable files and hold 0 or a value at the minimum."""
+    cat = load()
+    for key in ("vm.dirty_bytes", "vm.dirty_background_bytes"):
+        spec = cat.get(key)
+        assert spec is not None and spec.min is not None
+        path = Path("/proc/sys") / key.replace(".", "/")
+        assert path.stat().st_mode & 0o200
+        value = int(path.read_text().split()[0])
+        assert value == 0 or value >= spec.min

@@ -150,3 +150,43 @@ def test_parse_rejects_unknown_type_and_combine() -> None:
         parse_catalogue(
             '[keys."a.*.b"]\ncombine = "xor"\ndescription = "x."\nreference = "y"\n'
         )
+
+
+def test_handlers_decide_whether_ranges_are_enforced(cat: Catalogue) -> None:
+    # kernel/sysctl.c registers these with plain proc_dointvec: any integer is stored
+    for key in ("kernel.panic_on_oops", "kernel.randomize_va_space", "kernel.sysrq",
+                "kernel.perf_event_paranoid"):
+        spec = cat.get(key)
+        assert spec is not None and spec.handler is not None and spec.range_enforced is False
+    dirty = cat.get("vm.dirty_bytes")
+    assert dirty is not None and dirty.range_enforced is True and dirty.min == 8192
+    unknown = cat.get("net.ipv4.tcp_syncookies")
+    assert unknown is not None and unknown.handler is None
+
+
+def test_families_cover_driver_keys_longest_prefix_first(cat: Catalogue) -> None:
+    fam = cat.family_of("dev.cdrom.autoclose")
+    assert fam is not None and fam.config == "CONFIG_CDROM" and fam.reference
+    conntrack = cat.family_of("net.netfilter.nf_conntrack_max")
+    assert conntrack is not None and conntrack.module == "nf_conntrack"
+    assert cat.family_of("net.core.somaxconn") is None
+    for prefix, f in cat.families.items():
+        assert f.prefix == prefix and f.provider and f.reference, prefix
+
+
+def test_moved_and_noop_keys_say_since_when(cat: Catalogue) -> None:
+    moved = cat.get("kernel.sched_migration_cost_ns")
+    assert moved is not None and moved.removed_in == "5.13" and moved.moved_to
+    for key, since in (("net.ipv4.route.max_size", "3.6"),
+                       ("kernel.random.write_wakeup_threshold", "5.18"),
+                       ("net.ipv4.tcp_adv_win_scale", "6.6")):
+        spec = cat.get(key)
+        assert spec is not None and spec.noop and spec.noop_since == since, key
+
+
+def test_families_parse_from_text() -> None:
+    cat = parse_catalogue(
+        '[families."dev.x."]\nprovider = "the x driver"\nmodule = "x"\nreference = "drivers/x.c"\n'
+    )
+    fam = cat.family_of("dev.x.y")
+    assert fam is not None and fam.module == "x" and cat.family_of("dev.xy") is None

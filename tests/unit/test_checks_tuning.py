@@ -35,7 +35,30 @@ def test_invalid_ranges() -> None:
 
 def test_parity() -> None:
     [f] = tn.evaluate_ports(_view("32768 60998"))
-    assert f.code == "TN109" and f.suggestion == "net.ipv4.ip_local_port_range = 32768 60997"
+    # the parity fix moves the top end up (never shrinking the range)
+    assert f.code == "TN109" and f.suggestion == "net.ipv4.ip_local_port_range = 32768 60999"
+
+
+def test_parity_and_small_range_propose_one_value() -> None:
+    # regression: TN109 proposed "60000 60009" (shrinking a tiny range) and TN111
+    # "60000 65535" for the same key
+    got = tn.evaluate_ports(_view("60000 60010", ports_min=1000))
+    assert codes(got) == ["TN109", "TN111"]
+    assert {f.suggestion for f in got} == {"net.ipv4.ip_local_port_range = 60000 65535"}
+    # a big minimum: the bottom moves down and the parity still differs
+    got = tn.evaluate_ports(_view("60000 60010", ports_min=20000))
+    [fix] = {f.suggestion for f in got}
+    low, high = map(int, (fix or "").split("= ")[1].split())
+    assert high == 65535 and high - low + 1 >= 20000 and low % 2 != high % 2
+
+
+def test_invalid_range_proposal_satisfies_every_invariant() -> None:
+    [f] = tn.evaluate_ports(_view("60999 32768"))
+    assert f.suggestion == "net.ipv4.ip_local_port_range = 32768 60999"
+    [f] = tn.evaluate_ports(_view("500 60999", start=1024))
+    assert f.suggestion == "net.ipv4.ip_local_port_range = 1024 60999"
+    [f] = tn.evaluate_ports(_view("1024 65536"))
+    assert f.suggestion == "net.ipv4.ip_local_port_range = 1024 65535"
 
 
 def test_overlap_with_listeners_and_reserved() -> None:

@@ -88,7 +88,8 @@ def test_json_schema() -> None:
     doc = json.loads(out)
     assert code == 1 and doc["version"] == 1
     assert set(doc) >= {"version", "findings", "summary"}
-    assert doc["summary"] == {"error": 3, "warning": 7, "info": 0}
+    # the reversed port range is an error (EINVAL), the repeat of ip_forward = 1 is info
+    assert doc["summary"] == {"error": 4, "warning": 5, "info": 1}
     for f in doc["findings"]:
         assert set(f) >= FINDING_FIELDS
         assert f["severity"] in ("error", "warning", "info")
@@ -96,7 +97,7 @@ def test_json_schema() -> None:
         assert isinstance(f["line"], int)
     first = doc["findings"][0]
     assert (first["code"], first["name"], first["line"], first["column"], first["key"]) == (
-        "SC110", "duplicate-key", 5, 1, "net.ipv4.ip_forward",
+        "SC121", "dotted-interface-name", 8, 1, "net.ipv4.conf.eth1.100.rp_filter",
     )  # fmt: skip
 
 
@@ -263,3 +264,29 @@ def test_system_with_99_sysctl_link_reads_sysctl_conf_without_sc115(tmp_path: Pa
     (root / "etc/sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")
     _, fs = findings("--system", "--root", str(root))
     assert ("/etc/sysctl.conf", "SC115") not in {(f["path"], f["code"]) for f in fs}
+
+
+def test_rules_shows_every_severity_a_rule_emits() -> None:
+    from hostnet.cli.main import cli as main_cli
+
+    res = CliRunner().invoke(main_cli, ["rules", "--family", "SC", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    by_code = {r["code"]: r for r in json.loads(res.output)}
+    assert by_code["SC110"]["severities"] == ["warning", "info"]
+    assert by_code["SC107"]["severities"] == ["error", "warning"]
+    assert by_code["SC106"]["severities"] == ["error", "warning", "info"]
+    assert by_code["SC101"]["severities"] == ["error"]
+    text = CliRunner().invoke(main_cli, ["rules", "--family", "SC"]).output
+    assert "SC110  duplicate-key" in text and "warning/info" in text
+
+
+def test_fix_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    from hostnet.state.lint_fix import write_atomic
+
+    target = tmp_path / "90-x.conf"
+    target.write_text("net.core.somaxconn = '1024'\n")
+    target.chmod(0o640)
+    write_atomic(str(target), "net.core.somaxconn = 1024\n")
+    assert target.read_text() == "net.core.somaxconn = 1024\n"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["90-x.conf"]

@@ -15,6 +15,7 @@ from hostnet.checks.base import Subject
 from hostnet.checks.roles import expectation_findings
 from hostnet.findings import Finding, Rule, Severity
 from hostnet.model.net import Listener
+from hostnet.sysctl import invariants as inv
 
 BACKLOG = Rule("TN101", "listen-backlog-small", Severity.WARNING,
                "Accept or SYN queues are short for a server")
@@ -83,29 +84,32 @@ class PortView:
 
 
 def evaluate_ports(v: PortView) -> list[Finding]:
+    """TN108/TN109/TN111 come from one invariant check (hostnet.sysctl.invariants), so every
+    finding on the key proposes the same value, which satisfies all of them at once."""
     key = "net.ipv4.ip_local_port_range"
-    nums = _ints(v.range_text)
-    if nums is None:
+    reserved = parse_reserved(v.reserved_text)
+    check = inv.check_port_range(v.range_text, unprivileged_start=v.unprivileged_start,
+                                 minimum=v.ports_min, reserved=reserved)
+    if check is None:
         return []
-    start = v.unprivileged_start if v.unprivileged_start is not None else 1024
+    start = check.unprivileged_start
+    fix = f"{key} = {check.proposed_text}" if check.proposed is not None else None
     ev = {key: v.range_text, "net.ipv4.ip_unprivileged_port_start": v.unprivileged_start}
-    if len(nums) != 2 or not (1 <= nums[0] <= 65535 and 1 <= nums[1] <= 65535) \
-            or nums[0] > nums[1] or nums[0] < start:
+    if any(p.refused for p in check.problems):
         return [PORT_RANGE_INVALID.finding(
             f"ip_local_port_range is {v.range_text!r}: it must be two ports low <= high, "
             f"between {start} (ip_unprivileged_port_start) and 65535; the kernel refuses "
             "anything else, so this value cannot have been applied",
-            key=key, evidence=ev, suggestion=f"{key} = 32768 60999")]
-    low, high = nums
+            key=key, evidence=ev, suggestion=fix)]
+    assert check.low is not None and check.high is not None
+    low, high = check.low, check.high
     out: list[Finding] = []
-    if low % 2 == high % 2:
+    if check.has(inv.PortProblem.SAME_PARITY):
         out.append(PORT_RANGE_PARITY.finding(
             f"ip_local_port_range {low} {high}: both ends are {'even' if low % 2 == 0 else 'odd'}."
             " connect() searches even ports first and leaves odd ones to bind(); the kernel "
             "prefers ends of different parity so both halves are the same size",
-            key=key, evidence=ev,
-            suggestion=f"{key} = {low} {high - 1 if high > low else high}"))
-    reserved = parse_reserved(v.reserved_text)
+            key=key, evidence=ev, suggestion=fix))
     clashing = sorted({(x.proto, x.port) for x in v.listening
                        if low <= x.port <= high and not _reserved(x.port, reserved)})
     if clashing:
@@ -120,17 +124,14 @@ def evaluate_ports(v: PortView) -> list[Finding]:
             key=key, evidence={**ev, "net.ipv4.ip_local_reserved_ports": v.reserved_text,
                                "listening_in_range": [f"{p}/{n}" for p, n in clashing]},
             suggestion=f"net.ipv4.ip_local_reserved_ports = {new}"))
-    usable = high - low + 1 - sum(
-        max(0, min(hi, high) - max(lo, low) + 1) for lo, hi in reserved)
-    if usable < v.ports_min:
-        new_low = max(start, min(low, 65535 - v.ports_min))
-        new_high = 65535 if (65535 - new_low) % 2 else 65534
+    if check.has(inv.PortProblem.TOO_SMALL):
         out.append(PORT_RANGE_SMALL.finding(
-            f"only {usable} ephemeral ports ({low}-{high} minus reserved): a {v.role} making "
-            f"many outgoing connections to one destination runs out (EADDRNOTAVAIL) beyond "
-            f"that many in TIME_WAIT; it should have at least {v.ports_min}",
-            key=key, evidence={**ev, "usable_ports": usable, "role_minimum": v.ports_min},
-            suggestion=f"{key} = {new_low} {new_high}"))
+            f"only {check.usable} ephemeral ports ({low}-{high} minus reserved): a {v.role} "
+            "making many outgoing connections to one destination runs out (EADDRNOTAVAIL) "
+            f"beyond that many in TIME_WAIT; it should have at least {v.ports_min}",
+            key=key, evidence={**ev, "usable_ports": check.usable,
+                               "role_minimum": v.ports_min},
+            suggestion=fix))
     return out
 
 
@@ -144,14 +145,14 @@ def evaluate_buffers(rmem_max: int | None, wmem_max: int | None, tcp_rmem: str |
         if nums is None or len(nums) != 3:
             continue
         lo, default, hi = nums
-        if not lo <= default <= hi:
-            fixed = sorted(nums)
+        order = inv.check_triple_order(key, triple)
+        if order is not None:
             out.append(BUFFER_ORDER.finding(
                 f"{key} is {lo} {default} {hi}: the kernel does not check the order, and a "
                 "default above the maximum (or a minimum above the default) makes autotuning "
                 "start from or clamp to the wrong size",
                 key=key, evidence={key: triple},
-                suggestion=f"{key} = {fixed[0]} {fixed[1]} {fixed[2]}"))
+                suggestion=f"{key} = {order.proposed_text}"))
         elif cap is not None and cap < default:
             ckey = f"net.core.{cap_name}"
             out.append(BUFFER_CAP.finding(

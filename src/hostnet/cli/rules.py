@@ -8,6 +8,7 @@ import click
 
 from hostnet.cli.common import format_option
 from hostnet.errors import UsageError
+from hostnet.findings import Severity
 
 
 @click.command()
@@ -16,12 +17,22 @@ from hostnet.errors import UsageError
     "--family", metavar="PREFIX", help="Only codes starting with PREFIX (SC, CT, HD ...)."
 )
 def rules(fmt: str, family: str | None) -> int:
-    """List every finding code with its name, severity and summary."""
+    """List every finding code with its name, the severities it emits and its summary.
+
+    A rule that emits more than one severity shows all of them, its default first
+    (e.g. SC110 warning/info: a repeat with another value warns, the same value is info).
+    """
     from hostnet.rules import all_rules
 
     selected = [
         r for r in all_rules().values() if family is None or r.code.startswith(family.upper())
     ]
+    emitted = _emitted()
+
+    def severities(code: str, default: Severity) -> list[str]:
+        extra = [s for s in emitted.get(code, ()) if s != default]
+        return [str(default), *(str(s) for s in sorted(extra, reverse=True))]
+
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -30,6 +41,7 @@ def rules(fmt: str, family: str | None) -> int:
                         "code": r.code,
                         "name": r.name,
                         "severity": str(r.severity),
+                        "severities": severities(r.code, r.severity),
                         "summary": r.summary,
                     }
                     for r in selected
@@ -39,8 +51,21 @@ def rules(fmt: str, family: str | None) -> int:
         )
         return 0
     for r in selected:
-        click.echo(f"{r.code}  {r.name:<28} {r.severity!s:<8} {r.summary}")
+        shown = "/".join(severities(r.code, r.severity))
+        click.echo(f"{r.code}  {r.name:<28} {shown:<18} {r.summary}")
     return 0
+
+
+def _emitted() -> dict[str, tuple[Severity, ...]]:
+    """Every severity a rule can emit, from the optional EMITS table of its rule module."""
+    import importlib
+
+    from hostnet.rules import RULE_MODULES
+
+    out: dict[str, tuple[Severity, ...]] = {}
+    for name in RULE_MODULES:
+        out.update(getattr(importlib.import_module(name), "EMITS", {}))
+    return out
 
 
 @click.command()

@@ -14,6 +14,18 @@ from typing import Any
 
 TYPES = frozenset({"int", "bool", "enum", "tuple", "string", "list"})
 COMBINES = frozenset({"max", "min", "or", "and", "and-if-forwarding"})
+#: proc handlers that store any integer they can parse (kernel/sysctl.c): a key registered
+#: with one of these has no range the kernel enforces, whatever its documentation says.
+UNCHECKED_HANDLERS = frozenset(
+    {
+        "proc_dointvec",
+        "proc_douintvec",
+        "proc_dointvec_jiffies",
+        "proc_dointvec_userhz_jiffies",
+        "proc_dointvec_ms_jiffies",
+        "sysrq_sysctl_handler",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,17 @@ class KeySpec:
     inherits_init_ns: bool = False  # a new namespace copies the initial namespace's value
     module: str | None = None  # the key exists only while this module is loaded (or built in)
     config: str | None = None  # the key exists only with this kernel build option
+    handler: str | None = None  # the kernel's proc handler (decides whether min/max is enforced)
+    moved_to: str | None = None  # where a removed setting went (e.g. a debugfs file)
+    noop_since: str | None = None  # kernel version since which writing it does nothing
+
+    @property
+    def range_enforced(self) -> bool | None:
+        """True: the kernel rejects values outside min..max; False: it stores any integer;
+        None: not recorded (test_boundaries tells what the kernel tests found)."""
+        if self.handler is not None:
+            return self.handler not in UNCHECKED_HANDLERS
+        return None if self.test_boundaries else False
 
     @property
     def is_pattern(self) -> bool:
@@ -108,12 +131,44 @@ def _spec(key: str, raw: dict[str, Any]) -> KeySpec:
         inherits_init_ns=bool(raw.get("inherits_init_ns", False)),
         module=raw.get("module"),
         config=raw.get("config"),
+        handler=raw.get("handler"),
+        moved_to=raw.get("moved_to"),
+        noop_since=None if raw.get("noop_since") is None else str(raw["noop_since"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFamily:
+    """Keys under ``prefix`` that only exist when a driver, module or build option is there
+    (``dev.cdrom.`` with the CD-ROM driver): absent on a kernel without it, never a typo."""
+
+    prefix: str
+    provider: str  # what brings the keys, in words
+    reference: str
+    module: str | None = None
+    config: str | None = None
+    removed_in: str | None = None  # the whole family was removed (or moved) in this version
+    moved_to: str | None = None
+
+
+def _family(prefix: str, raw: dict[str, Any]) -> KeyFamily:
+    return KeyFamily(
+        prefix=prefix,
+        provider=raw["provider"],
+        reference=raw["reference"],
+        module=raw.get("module"),
+        config=raw.get("config"),
+        removed_in=None if raw.get("removed_in") is None else str(raw["removed_in"]),
+        moved_to=raw.get("moved_to"),
     )
 
 
 class Catalogue:
-    def __init__(self, specs: dict[str, KeySpec]) -> None:
+    def __init__(
+        self, specs: dict[str, KeySpec], families: dict[str, KeyFamily] | None = None
+    ) -> None:
         self.specs = specs
+        self.families = dict(sorted((families or {}).items(), key=lambda kv: -len(kv[0])))
         self._exact = {k: v for k, v in specs.items() if not v.is_pattern}
         # patterns indexed by (component count, prefix before '*')
         # patterns: (component count, index of the '*') -> {key with '*' there: spec}
@@ -158,10 +213,20 @@ class Catalogue:
     def removed(self) -> list[KeySpec]:
         return [s for s in self.specs.values() if s.gone]
 
+    def family_of(self, key: str) -> KeyFamily | None:
+        """The longest family prefix that ``key`` starts with."""
+        for prefix, fam in self.families.items():
+            if key.startswith(prefix):
+                return fam
+        return None
+
 
 def parse_catalogue(text: str) -> Catalogue:
     data = tomllib.loads(text)
-    return Catalogue({k: _spec(k, v) for k, v in data.get("keys", {}).items()})
+    return Catalogue(
+        {k: _spec(k, v) for k, v in data.get("keys", {}).items()},
+        {k: _family(k, v) for k, v in data.get("families", {}).items()},
+    )
 
 
 @cache

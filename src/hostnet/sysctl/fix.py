@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from hostnet.sysctl.lint import Edit
+from hostnet.sysctl.lint_result import Edit
 
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:

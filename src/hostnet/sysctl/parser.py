@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from hostnet.sysctl.keys import normalize_key
 
-GLOB_CHARS = frozenset("*?[")
 _SUPPRESS = re.compile(r"hostnet:\s*ignore\[([A-Za-z0-9_, ]+)\]")
 
 
@@ -78,12 +77,6 @@ class ParsedFile:
     comments: list[Comment] = field(default_factory=list)
     #: line number -> codes suppressed on that line (from the line itself or the line above)
     suppressed: dict[int, frozenset[str]] = field(default_factory=dict)
-
-    def comment_on(self, line: int) -> Comment | None:
-        for c in self.comments:
-            if c.line == line:
-                return c
-        return None
 
     def is_suppressed(self, line: int | None, code: str) -> bool:
         if line is None:

@@ -100,3 +100,32 @@ PARSER_DISAGREEMENT = Rule(
     W,
     "systemd-sysctl and procps sysctl read this line differently.",
 )
+NOT_OFFERED = Rule(
+    "SC126",
+    "not-offered-by-kernel",
+    E,
+    "A congestion control or qdisc this kernel neither has built in nor can load.",
+)
+UNIT_MISMATCH = Rule(
+    "SC127",
+    "unit-mismatch",
+    W,
+    "A value in the wrong unit (bytes written where the kernel counts pages).",
+)
+EXCLUSIVE_KEYS = Rule(
+    "SC128",
+    "exclusive-keys",
+    W,
+    "Two keys that set the same limit in different units; writing one zeroes the other.",
+)
+
+#: Every severity each rule can emit (the Rule's own severity first). ``hostnet rules``
+#: shows these; tests/unit/test_lint_rules.py checks findings never leave them.
+EMITS: dict[str, tuple[Severity, ...]] = {
+    "SC103": (E, W),  # warning: a near-miss guessed without a kernel
+    "SC106": (E, W, I),  # warning: extra integer fields; info: fewer fields than the key has
+    "SC107": (E, W),  # warning: outside the documented range where the kernel stores it anyway
+    "SC109": (E, W),  # warning: a space before the comment, the kernel stops there
+    "SC110": (W, I),  # info: set again to the same value
+    "SC111": (W, I),  # info: a vendor file overridden by /etc
+}

@@ -8,7 +8,8 @@ from hostnet.findings import Rule, Severity
 from hostnet.knowledge.catalogue import KeySpec
 from hostnet.sysctl import rules as R
 
-NUMERIC = frozenset({"int", "bool", "enum", "tuple", "list"})
+#: Keys whose range is judged by hostnet.sysctl.invariants (cross-checked with other keys).
+CROSS_CHECKED = frozenset({"net.ipv4.ip_local_port_range"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,17 @@ def check_value(spec: KeySpec | None, value: str, current: str | None = None) ->
         expected = "0 or 1" if kind == "bool" else "an integer"
         problems.append(ValueProblem(R.INVALID_VALUE, f"'{value}' is not {expected}"))
         return problems
-    if len(tokens) > 1:
+    if len(tokens) > 1 and _ints(tokens) is not None:
+        problems.append(
+            ValueProblem(
+                R.INVALID_VALUE,
+                f"'{value}' is {len(tokens)} numbers but the key takes one; the kernel uses "
+                f"the first ({tokens[0]}) and ignores the rest",
+                fixed=tokens[0],
+                severity=Severity.WARNING,
+            )
+        )
+    elif len(tokens) > 1:
         problems.append(
             ValueProblem(
                 R.TRAILING_TEXT,
@@ -139,34 +150,38 @@ def _shape(current: str | None) -> str | None:
 def _check_tuple(spec: KeySpec | None, value: str, arity: int) -> list[ValueProblem]:
     tokens = value.split()
     nums = _ints(tokens[:arity])
-    if nums is None or len(tokens) < arity:
+    if nums is None or not tokens:
         return [
             ValueProblem(
                 R.INVALID_VALUE,
                 f"'{value}' should be {arity} integers separated by spaces",
             )
         ]
+    if len(tokens) < arity:
+        # the kernel's int-vector handlers fill the fields given and keep the rest
+        # (kernel/sysctl.c, __do_proc_dointvec): legal, but only part of the key is set
+        fewer = [
+            ValueProblem(
+                R.INVALID_VALUE,
+                f"'{value}' sets only the first {len(tokens)} of the key's {arity} fields; the "
+                "kernel keeps the current value of the others",
+                severity=Severity.INFO,
+            )
+        ]
+        return fewer + (_check_range(spec, nums, value) if spec is not None else [])
     problems: list[ValueProblem] = []
     if len(tokens) > arity:
         problems.append(
             ValueProblem(
-                R.TRAILING_TEXT,
+                R.INVALID_VALUE if _ints(tokens) is not None else R.TRAILING_TEXT,
                 f"'{value}' has {len(tokens)} fields; the key takes {arity} and the kernel "
                 "ignores the rest",
                 fixed=" ".join(tokens[:arity]),
                 severity=Severity.WARNING,
             )
         )
-    if spec is not None:
+    if spec is not None and spec.key not in CROSS_CHECKED:
         problems.extend(_check_range(spec, nums, value))
-        if spec.key == "net.ipv4.ip_local_port_range" and nums[0] > nums[1]:
-            problems.append(
-                ValueProblem(
-                    R.OUT_OF_RANGE,
-                    f"the first port {nums[0]} is above the last {nums[1]}; the kernel refuses it",
-                    fixed=f"{nums[1]} {nums[0]}",
-                )
-            )
     return problems
 
 
@@ -193,6 +208,8 @@ def _check_list(spec: KeySpec | None, value: str) -> list[ValueProblem]:
 
 
 def _check_range(spec: KeySpec, nums: list[int], value: str) -> list[ValueProblem]:
+    if spec.handler is not None and spec.range_enforced is False:
+        return []  # the handler stores any integer (plain proc_dointvec and friends)
     if spec.type == "enum" and spec.values:
         bad = [n for n in nums if n not in spec.values]
         if bad:
