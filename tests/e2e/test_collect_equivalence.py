@@ -64,3 +64,9 @@ def test_snapshot_gives_the_live_findings(netns: Callable[..., Netns], tmp_path:
     assert findings(a) == findings(b)
     for fact in ("nat_rules", "listening", "interfaces"):
         assert a["facts"][fact] == b["facts"][fact], fact
+
+    # lint judges the snapshot's sysctl files against the snapshot's kernel as it would live
+    live_lint = hostnet("lint", "--system", "--netns", router.name, "--format", "json")
+    snap_lint = hostnet("lint", "--system", "--root", str(snap), "--format", "json")
+    assert live_lint.returncode == snap_lint.returncode, snap_lint.stderr
+    assert findings(json.loads(live_lint.stdout)) == findings(json.loads(snap_lint.stdout))

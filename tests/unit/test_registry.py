@@ -12,6 +12,8 @@ from hostnet.observe import registry as reg
 from hostnet.observe.host import Want, observe
 
 ROOTS = Path(__file__).resolve().parents[1] / "fixtures" / "roots"
+#: Directories only tested for existence (what kind of tree this is).
+PARENTS = frozenset({"etc", "proc", "sys", "sys/module", "proc/sys/kernel"})
 
 
 class Recording(Root):
@@ -33,6 +35,10 @@ def declared(rel: str) -> bool:
     if rel.startswith(("proc/sys/", "sys/class/net/")) or rel in (META_FILE, reg.CONNTRACK_TABLE):
         return True
     if rel in reg.NETNS_FILES or rel in reg.HOST_FILES:
+        return True
+    if any(fnmatch.fnmatch(rel, p.format(release="*")) for p in reg.RELEASE_FILES):
+        return True
+    if any(fnmatch.fnmatch(rel, g) for g in reg.GLOBS) or rel in PARENTS:
         return True
     if any(rel == t or rel.startswith(t + "/") for t in reg.TREES):
         return True
@@ -69,3 +75,14 @@ def test_role_expectation_keys_are_read() -> None:
     keys = set(reg.scalar_keys())
     for name in ROLES:
         assert set(load(name).expectations) <= keys
+
+
+@pytest.mark.parametrize("tree", ["lint-kernel", "lint-builtin", "lint-system"])
+def test_every_lint_read_is_in_the_registry(tree: str) -> None:
+    from hostnet.state.lint_fix import LintRequest, run_lint
+
+    root = Recording(ROOTS / tree)
+    run_lint(root, LintRequest(system=True))
+    assert root.files, "nothing recorded"
+    stray = sorted(f for f in root.files if not declared(f))
+    assert not stray, f"lint read but not declared in observe/registry.py: {stray}"

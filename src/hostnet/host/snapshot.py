@@ -120,6 +120,12 @@ def collect(out: str, reads: ReadSet, *, netns: str | None = None,
                 _collect_proc_sys(w)
                 for rel in reads.netns_files + reads.host_files:
                     w.add_file(rel)
+                release = os.uname().release
+                for pattern in reads.release_files:
+                    w.add_file(pattern.format(release=release))
+                for pattern in reads.globs:
+                    for path in sorted(Path("/").glob(pattern)):
+                        w.add_file(path.relative_to("/").as_posix())
                 if table:
                     w.add_file(reads.table)
                 _collect_interfaces(w)

@@ -33,3 +33,7 @@ class ReadSet:
     log_globs: tuple[str, ...]
     #: The conntrack table (big; optional).
     table: str
+    #: Files named after the running kernel (``{release}`` is its osrelease).
+    release_files: tuple[str, ...] = ()
+    #: Glob patterns of small files (module states).
+    globs: tuple[str, ...] = ()

@@ -51,7 +51,16 @@ HOST_FILES: tuple[str, ...] = (
     "etc/sysctl.conf",
     "etc/modules",
     "etc/os-release",
+    "proc/config.gz",
 )
+#: Files about the running kernel's build, read by lint (built-in or loadable modules).
+RELEASE_FILES: tuple[str, ...] = (
+    "boot/config-{release}",
+    "lib/modules/{release}/modules.builtin",
+    "lib/modules/{release}/modules.dep",
+)
+#: Module states: /sys/module/X/initstate exists only for loadable modules (lint, SC122).
+GLOBS: tuple[str, ...] = ("sys/module/*/initstate",)
 #: Directories stored whole (configuration read by lint and plan, module parameters).
 TREES: tuple[str, ...] = (
     "etc/sysctl.d",
@@ -136,4 +145,5 @@ def scalar_keys() -> tuple[str, ...]:
 
 READS = ReadSet(netns_files=NETNS_FILES, host_files=HOST_FILES, trees=TREES,
                 netns_commands=NETNS_COMMANDS, host_commands=HOST_COMMANDS,
-                log_globs=LOG_GLOBS, table=CONNTRACK_TABLE)
+                log_globs=LOG_GLOBS, table=CONNTRACK_TABLE, release_files=RELEASE_FILES,
+                globs=GLOBS)
