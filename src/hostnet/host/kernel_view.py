@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from hostnet.host.root import Root
 from hostnet.model.keys import key_to_path
-from hostnet.sysctl.kernel import ModuleFacts
+from hostnet.model.modules import ModuleFacts
 
 #: Where systemd-modules-load finds modules to load at boot (modules-load.d(5)), plus
 #: Debian's /etc/modules (linked from /etc/modules-load.d/modules.conf there).

@@ -7,7 +7,7 @@ import os
 
 from hostnet.errors import InputError
 from hostnet.host.root import Root
-from hostnet.sysctl.discovery import SYSCTL_CONF, SYSCTL_DIRS, DirEntry, SysctlDir, SysctlTree
+from hostnet.model.sysctl_files import SYSCTL_CONF, SYSCTL_DIRS, DirEntry, SysctlDir, SysctlTree
 
 #: Non-.conf files bigger than this are not read to see whether they hold settings.
 PEEK_LIMIT = 64 << 10

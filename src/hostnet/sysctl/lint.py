@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 
 from hostnet.findings import normalize
 from hostnet.knowledge.catalogue import Catalogue
+from hostnet.model.modules import ModuleFacts
 from hostnet.sysctl.combined_rules import check_combined
 from hostnet.sysctl.file_rules import check_glob_order, check_lines, check_repeat
-from hostnet.sysctl.kernel import KernelView, ModuleFacts, NoKernel
+from hostnet.sysctl.kernel import KernelView, NoKernel
 from hostnet.sysctl.key_rules import check_assignment
 from hostnet.sysctl.lint_result import Edit, FileNote, LintResult
 from hostnet.sysctl.linter import Linter
