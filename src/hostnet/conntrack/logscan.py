@@ -206,6 +206,10 @@ def summarise(scans: Iterable[SourceScan]) -> LogSummary:
     else:
         first = best.first
         last = best.last
+    netns_times: dict[int, dict[str, int]] = {}
+    for inode in {ns for s in found for ns in s.netns_times}:
+        richest = max(found, key=lambda s: s.by_netns.get(inode, 0))
+        netns_times[inode] = dict(richest.netns_times.get(inode, {}))
     return LogSummary(
         table_full=best.table_full,
         expect_full=max(s.expect_full for s in found),
@@ -214,4 +218,59 @@ def summarise(scans: Iterable[SourceScan]) -> LogSummary:
         last=last,
         by_netns=by_netns,
         sources=tuple(found),
+        netns_times=netns_times,
     )
+
+
+# -- when a line was written ------------------------------------------------------------------
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+#: Local time of a syslog stamp or an ISO stamp without offset is unknown: up to 14 h off.
+TZ_SLACK = 14 * 3600.0
+
+
+def stamp_epoch(stamp: str, *, boot_time: float | None, near: float) -> tuple[float, float] | None:
+    """When a log line was written, as (epoch seconds, uncertainty in seconds); None when it
+    cannot be told.
+
+    * ISO with an offset: exact (to the second).
+    * ISO without offset, and syslog ``Mon DD HH:MM:SS`` (no year): local time of an unknown
+      zone, so +-14 h; the syslog year is the one that puts the stamp closest to ``near``.
+    * ``[secs]``: seconds since boot on the kernel's monotonic clock: ``boot_time`` (btime of
+      /proc/stat) plus secs. The clock stops while the machine is suspended, so the real time
+      may be later; None without a boot time.
+    """
+    text = stamp.strip()
+    if not text:
+        return None
+    if text.startswith("["):
+        if boot_time is None:
+            return None
+        try:
+            return boot_time + float(text.strip("[] ")), 2.0
+        except ValueError:
+            return None
+    m = re.match(r"([A-Z][a-z]{2}) +(\d+) (\d\d):(\d\d):(\d\d)$", text)
+    if m is not None:
+        month = _MONTHS.get(m.group(1))
+        if month is None:
+            return None
+        year = datetime.fromtimestamp(near, UTC).year
+        best: float | None = None
+        for y in (year - 1, year, year + 1):
+            try:
+                when = datetime(y, month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
+                                int(m.group(5)), tzinfo=UTC).timestamp()
+            except ValueError:
+                continue
+            if best is None or abs(when - near) < abs(best - near):
+                best = when
+        return None if best is None else (best, TZ_SLACK)
+    try:
+        parsed = datetime.fromisoformat(text.replace(",", "."))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC).timestamp(), TZ_SLACK
+    return parsed.timestamp(), 1.0

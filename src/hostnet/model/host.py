@@ -24,6 +24,9 @@ class KernelInfo:
     version: tuple[int, int, int]
     mem_total: int | None
     cpus: int
+    #: When the machine booted (btime of /proc/stat, epoch seconds): dates ``[secs]`` log
+    #: stamps.
+    boot_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,24 @@ from hostnet.observe.netns import Want, observe_namespace
 __all__ = ["Want", "observe", "observe_kernel"]
 
 
+def boot_time(root: Root) -> float | None:
+    """btime of /proc/stat: when the machine booted (epoch seconds)."""
+    try:
+        text = root.read_text("proc/stat")
+    except PermissionError:
+        return None
+    for line in (text or "").splitlines():
+        if line.startswith("btime "):
+            value = line.split()[1]
+            return float(value) if value.isdigit() else None
+    return None
+
+
 def observe_kernel(root: Root) -> KernelInfo:
     return KernelInfo(release=root.osrelease,
                       version=root.kernel_version if root.osrelease else (6, 0, 0),
-                      mem_total=root.mem_total, cpus=root.cpu_count)
+                      mem_total=root.mem_total, cpus=root.cpu_count,
+                      boot_time=boot_time(root))
 
 
 def _snapshot_netns(root: Root) -> str | None:

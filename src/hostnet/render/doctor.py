@@ -9,9 +9,11 @@ from typing import Any
 
 from hostnet.checks.runner import AREAS, DoctorReport, NamespaceReport, area
 from hostnet.findings import Finding, Severity, summary, worst
+from hostnet.model.conntrack import USAGE_CRITICAL, USAGE_WARNING
 
 NAGIOS_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
-USAGE_WARN, USAGE_CRIT = 75, 90
+#: Nagios thresholds in percent, from the one place the usage thresholds live.
+USAGE_WARN, USAGE_CRIT = round(USAGE_WARNING * 100), round(USAGE_CRITICAL * 100)
 _TAG = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN ", Severity.INFO: "info "}
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "cyan"}
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from hostnet.model.conntrack import Reading
@@ -54,7 +55,7 @@ def save(state_dir: Path, netns: str | None, reading: Reading) -> None:
 
 def merge(previous: Reading | None, now: Reading) -> Reading:
     """``now`` with the peak carried over from ``previous`` when that was higher."""
-    if previous is not None and previous.peak > now.count:
-        return Reading(now.time, now.count, now.counters, previous.peak, previous.peak_time,
-                       now.inode)
-    return Reading(now.time, now.count, now.counters, now.count, now.time, now.inode)
+    count = now.count or 0
+    if previous is not None and previous.peak > count:
+        return replace(now, peak=previous.peak, peak_time=previous.peak_time)
+    return replace(now, peak=count, peak_time=now.time)
