@@ -1,5 +1,5 @@
 """What the kernel log says about conntrack (codes CT108, CT111), when the caller had it
-scanned (hostnet.observe ``Want(log=True)``).
+scanned (``Want(log=True)`` when observing).
 
 ``table full in netns N`` names a namespace by inode number, and the kernel reuses inode
 numbers: a namespace created later can carry the number of one that filled its table and is

@@ -43,8 +43,10 @@ NOT_DEVICES = frozenset({"all", "default"})
 class Want:
     """What the caller asks observe to do beyond the cheap reads."""
 
-    #: Walk the conntrack table when it is at least USAGE_WARNING full.
+    #: Walk the conntrack table when it is at least ``composition_at`` full.
     composition: bool = True
+    #: Usage (0..1) from which the table is walked (role labs walk small tables: 0).
+    composition_at: float = USAGE_WARNING
     #: Scan the kernel log (host-wide, once).
     log: bool = True
     #: Sample the counters for this many seconds to measure rates.
@@ -277,7 +279,7 @@ def observe_namespace(root: Root, name: str | None, want: Want, *,
     network = _network(root)
     comp = None
     if want.composition and ct is not None and ct.usage is not None and \
-            ct.usage >= USAGE_WARNING:
+            ct.usage >= want.composition_at:
         comp = _composition(root, notes, network)
     if not sysctl["net.ipv4.conf.all.rp_filter"].ok:
         notes.add("net.ipv4.conf.*: per-interface IPv4 settings not readable")
