@@ -7,6 +7,7 @@ table): 60 % ASSURED TCP from 16 clients to the host, 30 % masqueraded UDP DNS f
 1 MiB blocks, median of REPEAT runs. The real-table figures are in bench/conntrack_top.py.
 
 Usage: .venv/bin/python bench/conntrack_composition.py [--entries 1000000] [--repeat 3]
+       [--src DIR]   (time another source tree, e.g. git archive HEAD~1 src | tar -x -C DIR)
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
-
-from hostnet.conntrack.top import composition  # noqa: E402
 
 
 def table(entries: int) -> bytes:
@@ -56,11 +54,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--src", metavar="DIR", default=str(REPO),
+                    help="source tree whose src/ is timed (default: this one)")
     args = ap.parse_args()
-    data = chunks(table(args.entries))
-    kwargs = {}
+    sys.path.insert(0, str(Path(args.src).resolve() / "src"))
     import inspect
 
+    from hostnet.conntrack.top import composition
+
+    data = chunks(table(args.entries))
+    kwargs: dict[str, object] = {}
     if "local" in inspect.signature(composition).parameters:
         kwargs["local"] = frozenset({"203.0.113.10", "203.0.113.1"})
     times = []
@@ -68,7 +71,8 @@ def main() -> int:
         start = time.perf_counter()
         comp = composition(data, limit=5, **kwargs)
         times.append(time.perf_counter() - start)
-    print(f"composition of {comp.entries:,} entries: median {statistics.median(times):.2f} s "
+    median = statistics.median(times)
+    print(f"{args.src}: composition of {comp.entries:,} entries: median {median:.2f} s "
           f"(min {min(times):.2f}, max {max(times):.2f}, {args.repeat} runs)")
     return 0
 
