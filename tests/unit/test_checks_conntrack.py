@@ -304,3 +304,12 @@ def test_parse_conntrack_S() -> None:
     assert s.cpus == 2 and s.get("drop") == 6 and s.get("chaintoolong") == 1
     with pytest.raises(ValueError):
         parse_conntrack_s("nothing useful")
+
+
+def test_a_full_table_that_cannot_grow_gets_no_impossible_size() -> None:
+    small = KernelInfo("6.1.0", (6, 1, 0), 64 << 20, 1)
+    found = {f.code: f for f in evaluate_table(view(count=950_000, max=1_000_000,
+                                                    buckets=1_000_000), small)}
+    full = found["CT101"]
+    assert "sizing_error" in full.evidence and "recommended_max" not in full.evidence
+    assert "no larger table fits" in (full.suggestion or "")

@@ -103,10 +103,11 @@ def evaluate_flood(comp: Composition, netns: str | None) -> list[Finding]:
     spared = (f"; {', '.join(clients[:3])} have ASSURED entries (real clients) and are left "
               "alone" if clients else "")
     return [FLOOD_PATTERN.finding(
-        f"{comp.unreplied / total:.0%} of the {total} entries in {where} never saw a reply "
-        f"and {held / total:.0%} come from {len(names)} source(s) whose entries are almost "
-        f"all unreplied or unassured ({', '.join(names)}): this looks like a flood or a "
-        f"scan, not real load; raising the limit only feeds it{spared}",
+        f"of the {total} entries in {where}, {comp.unreplied / total:.0%} never saw a reply "
+        f"and {not_assured / total:.0%} are not ASSURED; {held / total:.0%} come from "
+        f"{len(names)} source(s) whose own entries look that way ({', '.join(names)}): this "
+        f"looks like a flood or a scan, not real load; raising the limit only feeds "
+        f"it{spared}",
         key="composition", evidence={**_evidence(comp, netns), "flooding": names},
         suggestion=(f"# limit NEW connections per flooding source to {FLOOD_RATE}/s "
                     "(after conntrack: established traffic is never touched)\n"

@@ -16,6 +16,7 @@ from typing import Any
 
 from hostnet.checks.base import Subject
 from hostnet.conntrack.sizing import MAX_BUCKETS, SizingInput, recommend
+from hostnet.errors import SizingError
 from hostnet.findings import Finding, Rule, Severity
 from hostnet.model.conntrack import USAGE_CRITICAL, USAGE_WARNING, Composition
 from hostnet.model.host import ConntrackView, KernelInfo
@@ -59,11 +60,17 @@ def _sizing_fix(ct: ConntrackView, kernel: KernelInfo,
                 netns: str | None) -> tuple[str | None, dict[str, Any]]:
     if not kernel.mem_total:
         return None, {}
-    sizing = recommend(SizingInput(
-        mem_bytes=kernel.mem_total, cpus=kernel.cpus, kernel=kernel.version,
-        current_max=ct.max, current_buckets=ct.buckets, count=ct.count or 0, peak=ct.peak,
-        entry_bytes=ct.entry_bytes,
-    ))
+    try:
+        sizing = recommend(SizingInput(
+            mem_bytes=kernel.mem_total, cpus=max(kernel.cpus, 1), kernel=kernel.version,
+            current_max=ct.max, current_buckets=ct.buckets, count=ct.count or 0,
+            peak=ct.peak, entry_bytes=ct.entry_bytes,
+        ))
+    except SizingError as exc:
+        # the load does not fit in memory: no size to propose, find what fills the table
+        text = (f"# no larger table fits in this machine's memory: {exc.message}\n"
+                "# find what fills it: hostnet conntrack top --by src")
+        return text, {"sizing_error": exc.message}
     text = sizing.suggestion()
     if ct.child_namespace or netns is not None:
         text = ("# nf_conntrack_max and buckets are global: set them on the host "
@@ -200,8 +207,9 @@ def _early_drops(ct: ConntrackView, where: str, base: dict[str, Any], early: int
             f"({meaning}); not rising now")
     return EARLY_DROPS.finding(
         msg, key="early_drop", severity=sev, evidence=dict(base),
-        suggestion=("net.netfilter.nf_conntrack_udp_timeout = 10\n"
-                    "# and find the sources: hostnet conntrack top --by src"
+        suggestion=("# find the sources: hostnet conntrack top --by src --unreplied\n"
+                    "# a flood from few sources gets a per-source limit (CT109); long UDP "
+                    "timeouts are CT112"
                     if sev is not Severity.INFO else None),
     )
 
