@@ -168,6 +168,17 @@ def test_notrack_for_a_dns_server_answering_itself() -> None:
     assert "priority raw" in snippet
 
 
+def test_notrack_warns_a_dropping_input_chain_about_untracked_packets() -> None:
+    from hostnet.model.firewall import BaseChain
+
+    lines = "".join(dns_line(f"203.0.113.{10 + i % 50}", SERVER, 10000 + i, SERVER,
+                             f"203.0.113.{10 + i % 50}") for i in range(900))
+    rules = Ruleset(chains=(BaseChain("inet", "filter", "input", "input", 0, "filter", "drop",
+                                      "nft"),), uses_conntrack=True, sources=("nft",))
+    found = evaluate_notrack(composition([lines], own={SERVER}), rules, None)
+    assert "ct state untracked udp dport 53 accept" in (found[0].suggestion or "")
+
+
 def test_no_notrack_without_knowing_the_own_addresses() -> None:
     lines = "".join(dns_line(f"203.0.113.{i % 50}", SERVER, 10000 + i, SERVER,
                              f"203.0.113.{i % 50}") for i in range(900))

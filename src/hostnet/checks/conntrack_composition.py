@@ -130,6 +130,12 @@ def evaluate_notrack(comp: Composition, ruleset: Ruleset, netns: str | None) -> 
         caveat = (f" DNAT rules exist ({'; '.join(dnat)}): none of today's port {p.port} "
                   "entries is translated, but a DNAT for that port added later would not "
                   "apply to untracked packets." if dnat else "")
+        fix = notrack_snippet(p.port)
+        if any(c.policy == "drop" or {"drop", "reject"} & set(c.verdicts)
+               for c in ruleset.hook("input")):
+            fix = (f"# the input hook drops: untracked packets match neither 'ct state new' nor "
+                   f"'established', so accept them there first:\n#   ct state untracked udp "
+                   f"dport {p.port} accept\n" + fix)
         out.append(NOTRACK_CANDIDATE.finding(
             f"{p.count / total:.0%} of the table in {where} is UDP port {p.port} to the "
             f"host's own addresses ({p.local} entries, none NATed): a stateless service "
@@ -137,7 +143,7 @@ def evaluate_notrack(comp: Composition, ruleset: Ruleset, netns: str | None) -> 
             key="composition",
             evidence={**_evidence(comp, netns), "port": p.port, "entries_on_port": p.count,
                       "to_host_not_nated": p.local, "nated_on_port": p.nated},
-            suggestion=notrack_snippet(p.port),
+            suggestion=fix,
         ))
     return out
 
