@@ -313,3 +313,12 @@ def test_a_full_table_that_cannot_grow_gets_no_impossible_size() -> None:
     full = found["CT101"]
     assert "sizing_error" in full.evidence and "recommended_max" not in full.evidence
     assert "no larger table fits" in (full.suggestion or "")
+
+
+def test_rule_modules_and_runner_modules_name_the_split() -> None:
+    from hostnet.checks.runner import DEFAULT_MODULES
+    from hostnet.rules import RULE_MODULES
+
+    ct_modules = {f"hostnet.checks.{m.__name__.rsplit('.', 1)[1]}" for m in MODULES}
+    assert ct_modules <= set(DEFAULT_MODULES) and ct_modules <= set(RULE_MODULES)
+    assert not any(m == "hostnet.checks.conntrack" for m in (*DEFAULT_MODULES, *RULE_MODULES))
