@@ -255,6 +255,16 @@ def test_syslog_stamps_are_compared_with_slack() -> None:
     found = evaluate_log(summary, 77, "b", {}, None, False, created=created)
     ev = found[0].evidence
     assert (ev["older_than_namespace"], ev["possibly_earlier_namespace"]) == (1, 1)
+    # syslog has no year: "Dec 28" observed on Dec 2 is last year's, older than the namespace
+    late = "Dec 28 10:00:00 host kernel: nf_conntrack: table full in netns 77, dropping packet\n"
+    now = created + 2 * 86400
+    dated = evaluate_log(summarise([scan_text(late, "kern.log")]), 77, "b", {}, None, False,
+                         created=created, now=now)
+    assert dated == []
+    # without the observation time, the year nearest the creation is taken (this December)
+    near = evaluate_log(summarise([scan_text(late, "kern.log")]), 77, "b", {}, None, False,
+                        created=created)
+    assert near[0].evidence["after_creation"] == 1
 
 
 def test_timeouts_by_role() -> None:

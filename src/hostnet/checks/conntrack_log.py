@@ -41,7 +41,7 @@ class Attribution:
 
 
 def attribute(summary: LogSummary, inode: int | None, created: float | None,
-              boot_time: float | None) -> Attribution:
+              boot_time: float | None, now: float | None = None) -> Attribution:
     """Which of the lines naming ``inode`` can belong to a namespace created at ``created``."""
     total = summary.for_netns(inode)
     if inode is None or created is None:
@@ -51,7 +51,7 @@ def attribute(summary: LogSummary, inode: int | None, created: float | None,
         return Attribution(0, total, 0)
     after = uncertain = before = 0
     for stamp, n in times.items():
-        when = stamp_epoch(stamp, boot_time=boot_time, near=created)
+        when = stamp_epoch(stamp, boot_time=boot_time, near=created, now=now)
         if when is None:
             uncertain += n
         elif when[0] + when[1] < created:
@@ -65,11 +65,11 @@ def attribute(summary: LogSummary, inode: int | None, created: float | None,
 
 def evaluate_log(summary: LogSummary, inode: int | None, own_netns: str | None,
                  names: dict[int, str], drop: int | None, full_now: bool, *,
-                 created: float | None = None,
-                 boot_time: float | None = None) -> list[Finding]:
+                 created: float | None = None, boot_time: float | None = None,
+                 now: float | None = None) -> list[Finding]:
     """Findings from the kernel log. ``inode`` None means the initial namespace."""
     out: list[Finding] = []
-    share = attribute(summary, inode, created, boot_time)
+    share = attribute(summary, inode, created, boot_time, now)
     mine = share.counted
     others = {(names.get(ns, str(ns)) if ns is not None else "initial"): n
               for ns, n in summary.by_netns.items() if ns != inode}
@@ -131,7 +131,8 @@ def check_kernel_log(s: Subject) -> list[Finding]:
     drop = ct.counter("drop") if ct is not None else None
     return evaluate_log(summary, inode, s.ns.name, s.host.namespace_names, drop,
                         usage is not None and usage >= USAGE_CRITICAL,
-                        created=s.ns.created, boot_time=s.host.kernel.boot_time)
+                        created=s.ns.created, boot_time=s.host.kernel.boot_time,
+                        now=s.host.kernel.observed_at)
 
 
 CHECKS = (check_kernel_log,)

@@ -230,13 +230,15 @@ _MONTHS = {m: i for i, m in enumerate(
 TZ_SLACK = 14 * 3600.0
 
 
-def stamp_epoch(stamp: str, *, boot_time: float | None, near: float) -> tuple[float, float] | None:
+def stamp_epoch(stamp: str, *, boot_time: float | None, near: float,
+                now: float | None = None) -> tuple[float, float] | None:
     """When a log line was written, as (epoch seconds, uncertainty in seconds); None when it
     cannot be told.
 
     * ISO with an offset: exact (to the second).
     * ISO without offset, and syslog ``Mon DD HH:MM:SS`` (no year): local time of an unknown
-      zone, so +-14 h; the syslog year is the one that puts the stamp closest to ``near``.
+      zone, so +-14 h; the syslog year is the latest that does not put the stamp after
+      ``now`` (when the host was observed), else the one closest to ``near``.
     * ``[secs]``: seconds since boot on the kernel's monotonic clock: ``boot_time`` (btime of
       /proc/stat) plus secs. The clock stops while the machine is suspended, so the real time
       may be later; None without a boot time.
@@ -256,15 +258,18 @@ def stamp_epoch(stamp: str, *, boot_time: float | None, near: float) -> tuple[fl
         month = _MONTHS.get(m.group(1))
         if month is None:
             return None
-        year = datetime.fromtimestamp(near, UTC).year
+        year = datetime.fromtimestamp(now if now is not None else near, UTC).year
         best: float | None = None
-        for y in (year - 1, year, year + 1):
+        for y in (year + 1, year, year - 1):
             try:
                 when = datetime(y, month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
                                 int(m.group(5)), tzinfo=UTC).timestamp()
             except ValueError:
                 continue
-            if best is None or abs(when - near) < abs(best - near):
+            if now is not None:
+                if when <= now + TZ_SLACK:
+                    return when, TZ_SLACK
+            elif best is None or abs(when - near) < abs(best - near):
                 best = when
         return None if best is None else (best, TZ_SLACK)
     try:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from hostnet.errors import HostnetError, PermissionDenied, UsageError
 from hostnet.host.root import META_FILE, Root
@@ -36,11 +38,23 @@ def boot_time(root: Root) -> float | None:
     return None
 
 
+def observed_at(root: Root) -> float | None:
+    """Now on the live host; a snapshot's collection time (meta.json), if it has one."""
+    if root.is_live:
+        return time.time()
+    try:
+        meta = json.loads(root.read_text(META_FILE) or "{}")
+        stamp = meta.get("time") if isinstance(meta, dict) else None
+        return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except (ValueError, PermissionError, TypeError):
+        return None
+
+
 def observe_kernel(root: Root) -> KernelInfo:
     return KernelInfo(release=root.osrelease,
                       version=root.kernel_version if root.osrelease else (6, 0, 0),
                       mem_total=root.mem_total, cpus=root.cpu_count,
-                      boot_time=boot_time(root))
+                      boot_time=boot_time(root), observed_at=observed_at(root))
 
 
 def _snapshot_netns(root: Root) -> str | None:
