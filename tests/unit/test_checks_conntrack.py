@@ -236,13 +236,24 @@ def test_monotonic_log_stamps_use_the_boot_time() -> None:
             "[9000.0] nf_conntrack: table full in netns 77, dropping packet\n")
     summary = summarise([scan_text(text, "dmesg")])
     boot = created - 1000  # the first line is older than the namespace, the second is not
+    # (beyond the printk clock's slack: 30 s + 0.1 % of the uptime)
     found = evaluate_log(summary, 77, "b", {}, None, True, created=created, boot_time=boot)
     assert found[0].evidence["lines"] == 1 and found[0].evidence["older_than_namespace"] == 1
     # no boot time: the time cannot be told, so the lines are marked, not silently counted
     unsure = evaluate_log(summary, 77, "b", {}, None, True, created=created)
     assert unsure[0].evidence["possibly_earlier_namespace"] == 2
     assert "possibly from an earlier namespace" in unsure[0].message
-    assert unsure[0].severity is Severity.INFO
+    assert unsure[0].severity is Severity.WARNING  # counted: they cannot be excluded
+
+
+def test_log_lines_just_after_creation_count_despite_clock_drift() -> None:
+    """dmesg times come from the printk clock, which lags wall time by seconds."""
+    created = 1_796_000_000.0
+    stamp = "2026-11-30T00:53:15,000000+00:00"  # 5 s before creation by the log's clock
+    text = f"{stamp} nf_conntrack: table full in netns 77, dropping packet\n"
+    found = evaluate_log(summarise([scan_text(text, "dmesg")]), 77, "b", {}, 0, True,
+                         created=created, boot_time=created - 3000)
+    assert found and found[0].evidence["possibly_earlier_namespace"] == 1
 
 
 def test_syslog_stamps_are_compared_with_slack() -> None:

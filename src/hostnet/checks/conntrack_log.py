@@ -5,7 +5,8 @@ scanned (``Want(log=True)`` when observing).
 numbers: a namespace created later can carry the number of one that filled its table and is
 gone. Lines older than the namespace (``NetnsState.created``, the mtime of its /run/netns
 file) are therefore not its own; lines whose time cannot be told (a ``[secs]`` stamp without
-a boot time) are counted but marked as possibly from an earlier namespace.
+a boot time) or is too close to the creation to tell (the kernel's log clock drifts from wall
+time: see logscan.stamp_epoch) are counted but marked as possibly from an earlier namespace.
 """
 
 from __future__ import annotations
@@ -94,14 +95,13 @@ def evaluate_log(summary: LogSummary, inode: int | None, own_netns: str | None,
                              "possibly_earlier_namespace": share.uncertain,
                              "older_than_namespace": share.before,
                              "namespace_created": created})
-        sure = share.after > 0 or inode is None or created is None
         out.append(LOG_TABLE_FULL.finding(
             f"kernel log: {mine} 'table full, dropping packet' lines for {place}, first "
             f"{summary.first or '?'}, last {summary.last or '?'}. The log undercounts: the "
             f"kernel rate-limits these warnings (it folded {summary.suppressed} messages into "
             f"'callbacks suppressed' notices){drop_txt}{doubt}",
             key="kernel-log",
-            severity=Severity.WARNING if full_now and sure else Severity.INFO,
+            severity=Severity.WARNING if full_now else Severity.INFO,
             evidence=evidence,
             suggestion=None if not full_now else
             "# size the table: hostnet conntrack size\nnet.netfilter.nf_conntrack_max = "

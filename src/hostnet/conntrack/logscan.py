@@ -228,6 +228,11 @@ _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 #: Local time of a syslog stamp or an ISO stamp without offset is unknown: up to 14 h off.
 TZ_SLACK = 14 * 3600.0
+#: Ring-buffer times (``[secs]``, and the ISO times dmesg derives from them) come from the
+#: kernel's printk clock, which is not NTP-disciplined and drifts from wall time: allow this
+#: much, plus CLOCK_DRIFT of the time since boot.
+CLOCK_SLACK = 30.0
+CLOCK_DRIFT = 0.001
 
 
 def stamp_epoch(stamp: str, *, boot_time: float | None, near: float,
@@ -235,7 +240,8 @@ def stamp_epoch(stamp: str, *, boot_time: float | None, near: float,
     """When a log line was written, as (epoch seconds, uncertainty in seconds); None when it
     cannot be told.
 
-    * ISO with an offset: exact (to the second).
+    * ISO with an offset: to the second, but dmesg computes it from the printk clock, so
+      CLOCK_SLACK plus CLOCK_DRIFT of the uptime.
     * ISO without offset, and syslog ``Mon DD HH:MM:SS`` (no year): local time of an unknown
       zone, so +-14 h; the syslog year is the latest that does not put the stamp after
       ``now`` (when the host was observed), else the one closest to ``near``.
@@ -250,9 +256,10 @@ def stamp_epoch(stamp: str, *, boot_time: float | None, near: float,
         if boot_time is None:
             return None
         try:
-            return boot_time + float(text.strip("[] ")), 2.0
+            since_boot = float(text.strip("[] "))
         except ValueError:
             return None
+        return boot_time + since_boot, CLOCK_SLACK + CLOCK_DRIFT * since_boot
     m = re.match(r"([A-Z][a-z]{2}) +(\d+) (\d\d):(\d\d):(\d\d)$", text)
     if m is not None:
         month = _MONTHS.get(m.group(1))
@@ -278,4 +285,6 @@ def stamp_epoch(stamp: str, *, boot_time: float | None, near: float,
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC).timestamp(), TZ_SLACK
-    return parsed.timestamp(), 1.0
+    when = parsed.timestamp()
+    uptime = max(when - boot_time, 0.0) if boot_time is not None else 0.0
+    return when, CLOCK_SLACK + CLOCK_DRIFT * uptime
