@@ -15,10 +15,14 @@ and the role's traffic after:
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from hostnet.checks.base import Subject
 from hostnet.checks.conntrack_composition import check_composition
@@ -27,7 +31,7 @@ from hostnet.host.root import Root
 from hostnet.knowledge.catalogue import load as load_catalogue
 from hostnet.knowledge.roles import load as load_role
 from hostnet.observe import Want, observe
-from tests.helpers.conntrack import enable_tracking
+from tests.helpers.conntrack import enable_tracking, load_lines
 from tests.helpers.netns import Netns, link
 
 Factory = Callable[..., Netns]
@@ -138,6 +142,10 @@ def composition_findings(ns: Netns, role: str) -> list[Finding]:
     return list(check_composition(subject))
 
 
+def entries_count(ns: Netns) -> int:
+    return int(ns.sysctl("net.netfilter.nf_conntrack_count"))
+
+
 def entries(ns: Netns, *args: str) -> int:
     out = ns.run(["conntrack", "-L", *args], check=False).stdout
     return sum(1 for line in out.splitlines() if "src=" in line)
@@ -158,6 +166,43 @@ def test_no_notrack_on_a_nat_router_full_of_lan_dns(netns: Factory) -> None:
     assert "CT110" not in {f.code for f in found}
     # the LAN's DNS still flows through the router (nothing was applied)
     assert py(lan, QUERIES, "198.51.100.53", "20") == "20"
+
+
+def test_doctor_on_a_full_nat_router_of_dns_flows_proposes_no_notrack(netns: Factory,
+                                                                    tmp_path: Path) -> None:
+    """The same through ``hostnet doctor --netns``: the router's table 80 % full of
+    masqueraded LAN DNS flows (loaded with ``conntrack -R``, reply tuple rewritten to the
+    router's outside address) is sized (CT101/CT102), never exempted from conntrack."""
+    lan, router, inet = netns("ct-lan"), netns("ct-rtr"), netns("ct-inet")
+    link(lan, router, "192.0.2.10/24", "192.0.2.1/24", name_a="eth0", name_b="lan0")
+    link(router, inet, "198.51.100.1/24", "198.51.100.53/24", name_a="wan0", name_b="eth0")
+    router.sysctl("net.ipv4.ip_forward", "1")
+    router.run(["nft", "-f", "-"], input=MASQUERADE)
+    limit = int(router.sysctl("net.netfilter.nf_conntrack_max"))
+    if limit > 2_000_000:
+        pytest.skip(f"global nf_conntrack_max is {limit}: too slow to fill in a test")
+    want = int(limit * 0.8)
+    lines = []
+    for i in range(want):
+        # masquerade picks a free port per (upstream, router address): reply tuples are unique
+        client, port = f"192.0.2.{10 + i % 200}", 1024 + (i // 200) % 64000
+        upstream, mapped = f"198.51.100.{53 + i // 60000}", 1024 + i % 60000
+        lines.append(f"-I -s {client} -d {upstream} -p udp --sport {port} --dport 53 "
+                     f"--reply-src {upstream} --reply-dst 198.51.100.1 --reply-port-src 53 "
+                     f"--reply-port-dst {mapped} -u SEEN_REPLY -t 120")
+    load_lines(router, "\n".join(lines) + "\n")
+    assert entries_count(router) >= want * 0.95
+    proc = subprocess.run(
+        [sys.executable, "-m", "hostnet", "doctor", "--netns", router.name, "--format", "json",
+         "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
+        check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    found = {f["code"]: f for f in json.loads(proc.stdout)["findings"]}
+    sizing = found.get("CT101") or found["CT102"]
+    comp = sizing["evidence"]["composition"]
+    assert comp["nated"] >= want * 0.95 and comp["forwarded"] >= want * 0.95
+    assert comp["top_dport"][0]["dport"] == 53
+    assert "CT110" not in found and "CT109" not in found
 
 
 def test_notrack_proposed_for_a_dns_server_works(netns: Factory) -> None:
