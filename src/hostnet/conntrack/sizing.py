@@ -354,6 +354,13 @@ def recommend(inp: SizingInput) -> Sizing:
         f"memory when full: {target:,} x {entry_bytes} B ({src}) + {buckets:,} x "
         f"{BUCKET_BYTES} B = {memory / (1 << 20):,.1f} MiB ({share:.2%} of RAM)"
     )
+    at_load = 8 * buckets
+    if at_load != target:
+        steps.append(
+            f"note: with hashsize={buckets:,} at module load the kernel starts with "
+            f"nf_conntrack_max = 8 x {buckets:,} = {at_load:,} "
+            f"({at_load * entry_bytes / (1 << 20):,.0f} MiB when full); the sysctl line sets "
+            f"{target:,} again, so it must be applied after nf_conntrack loads")
     if share > 0.10:
         warnings.append(
             f"a full table would take {share:.0%} of RAM: find what fills it "
