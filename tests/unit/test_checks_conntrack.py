@@ -343,3 +343,21 @@ def test_rule_modules_and_runner_modules_name_the_split() -> None:
     ct_modules = {f"hostnet.checks.{m.__name__.rsplit('.', 1)[1]}" for m in MODULES}
     assert ct_modules <= set(DEFAULT_MODULES) and ct_modules <= set(RULE_MODULES)
     assert not any(m == "hostnet.checks.conntrack" for m in (*DEFAULT_MODULES, *RULE_MODULES))
+
+
+def test_kernel_info_dates_from_a_snapshot(tmp_path: Path) -> None:
+    import json
+
+    from hostnet.host.root import META_FILE, Root
+    from hostnet.observe import observe_kernel
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/stat").write_text("cpu  1 2 3\nbtime 1796192699\nprocesses 5\n")
+    meta = tmp_path / META_FILE
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"time": "2026-12-02T07:00:00+0000"}))
+    info = observe_kernel(Root(tmp_path))
+    assert info.boot_time == 1796192699.0
+    assert info.observed_at == 1796194800.0
+    meta.write_text("{}")
+    assert observe_kernel(Root(tmp_path)).observed_at is None
