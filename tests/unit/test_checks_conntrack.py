@@ -361,3 +361,14 @@ def test_kernel_info_dates_from_a_snapshot(tmp_path: Path) -> None:
     assert info.observed_at == 1796194800.0
     meta.write_text("{}")
     assert observe_kernel(Root(tmp_path)).observed_at is None
+
+
+def test_peak_is_carried_over_by_keyword_not_position() -> None:
+    from hostnet.model.conntrack import Reading, merge_peak
+
+    old = Reading(1.0, 500, {}, peak=900, peak_time=1.0)
+    now = Reading(2.0, 100, {"drop": 1}, limit=1000, buckets=512, netns="b", inode=7)
+    got = merge_peak(old, now)
+    assert (got.peak, got.peak_time, got.limit, got.buckets, got.inode) == (900, 1.0, 1000,
+                                                                            512, 7)
+    assert merge_peak(None, now).peak == 100

@@ -125,11 +125,12 @@ def check_kernel_log(s: Subject) -> list[Finding]:
     summary = s.host.log
     if summary is None:
         return []
-    inode = s.ns.inode if s.ns.name is not None else None
+    inode = s.ns.inode if s.ns.is_child else None
+    netns = s.ns.label if s.ns.is_child else None  # a snapshot of a named namespace too
     ct = s.ns.conntrack
     usage = ct.usage if ct is not None else None
     drop = ct.counter("drop") if ct is not None else None
-    return evaluate_log(summary, inode, s.ns.name, s.host.namespace_names, drop,
+    return evaluate_log(summary, inode, netns, s.host.namespace_names, drop,
                         usage is not None and usage >= USAGE_CRITICAL,
                         created=s.ns.created, boot_time=s.host.kernel.boot_time,
                         now=s.host.kernel.observed_at)

@@ -81,7 +81,8 @@ def check_timeouts(s: Subject) -> list[Finding]:
         return []
     values = {key: s.ns.integer(key) for key in s.role.conntrack_timeouts}
     idle = not s.ns.ruleset.uses_conntrack and not ct.count
-    return evaluate_timeouts(s.role, values, ct.usage, s.ns.name, idle=idle)
+    netns = s.ns.label if s.ns.is_child else None  # a snapshot of a named namespace too
+    return evaluate_timeouts(s.role, values, ct.usage, netns, idle=idle)
 
 
 CHECKS = (check_timeouts,)

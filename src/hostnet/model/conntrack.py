@@ -3,7 +3,7 @@ type (history, watch, exporter) and the one rate function everything uses (pure)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: Usage (count / max) at which the table counts as filling up and as full. The one place these
@@ -189,6 +189,14 @@ class Reading:
             peak_time=float(data.get("peak_time", 0.0)),
             inode=None if data.get("inode") is None else int(data["inode"]),
         )
+
+
+def merge_peak(previous: Reading | None, now: Reading) -> Reading:
+    """``now`` with the peak carried over from ``previous`` when that was higher."""
+    count = now.count or 0
+    if previous is not None and previous.peak > count:
+        return replace(now, peak=previous.peak, peak_time=previous.peak_time)
+    return replace(now, peak=count, peak_time=now.time)
 
 
 def canonical(counters: dict[str, int]) -> dict[str, int]:

@@ -13,10 +13,9 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
-from hostnet.model.conntrack import Reading
+from hostnet.model.conntrack import Reading, merge_peak
 
 DEFAULT_STATE_DIR = Path("/var/lib/hostnet")
 
@@ -54,8 +53,5 @@ def save(state_dir: Path, netns: str | None, reading: Reading) -> None:
 
 
 def merge(previous: Reading | None, now: Reading) -> Reading:
-    """``now`` with the peak carried over from ``previous`` when that was higher."""
-    count = now.count or 0
-    if previous is not None and previous.peak > count:
-        return replace(now, peak=previous.peak, peak_time=previous.peak_time)
-    return replace(now, peak=count, peak_time=now.time)
+    """``now`` with the peak carried over from ``previous`` (model.conntrack.merge_peak)."""
+    return merge_peak(previous, now)
