@@ -1,4 +1,5 @@
-# hostnet: setup, run and test. Works from a fresh clone as root with only Python installed.
+# hostnet: setup, run and test. Works from a fresh clone as root with only Python installed,
+# with any Python >= 3.11, Debian 12's own included: make test PYTHON=/usr/bin/python3 VENV=.venv-debian
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,7 @@ BIN    := $(VENV)/bin
 DEB_TOOLS := nft:nftables iptables:iptables conntrack:conntrack ip:iproute2 sysctl:procps \
              modprobe:kmod tmux:tmux promtool:prometheus
 
-.PHONY: help deps venv run test test-unit test-kernel test-e2e check bench clean
+.PHONY: help deps pyvenv venv run test test-unit test-kernel test-e2e check bench clean
 
 help:
 	@echo "make run    install everything and diagnose this host (hostnet doctor)"
@@ -27,8 +28,26 @@ deps:
 	fi
 	@modprobe nf_conntrack 2>/dev/null || true
 
-$(BIN)/hostnet: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# $(PYTHON) must be able to make a venv with pip. Debian splits venv/ensurepip into
+# python3-venv (python3.X-venv): install it when missing (needs root and apt-get).
+pyvenv:
+	@if ! $(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null; then \
+	  echo "$(PYTHON): hostnet needs Python >= 3.11" >&2; exit 2; fi
+	@if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then \
+	  ver=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  echo "$(PYTHON) cannot make a venv (no venv/ensurepip): installing python$$ver-venv"; \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "install the venv module for $(PYTHON) (Debian: apt-get install python3-venv)" >&2; \
+	    exit 2; fi; \
+	  apt-get update -qq && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends python$$ver-venv >/dev/null 2>&1 || \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    python3-venv >/dev/null; }; \
+	  $(PYTHON) -c 'import venv, ensurepip' || exit 2; \
+	fi
+
+$(BIN)/hostnet: pyproject.toml | pyvenv
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 2; }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
@@ -59,4 +78,4 @@ bench: deps venv
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .venv-debian .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hostnet.host.kernlog import scan_file
+from hostnet.observe.kernlog import scan_file
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "logscan.md"

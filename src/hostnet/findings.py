@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -98,9 +98,6 @@ class Finding:
             "suggestion": self.suggestion,
             "docs": self.docs,
         }
-
-    def with_severity(self, severity: Severity) -> Finding:
-        return replace(self, severity=severity)
 
 
 def normalize(findings: Iterable[Finding]) -> list[Finding]:

@@ -14,7 +14,7 @@ from hostnet.host.root import Root
 from hostnet.knowledge.catalogue import load as load_catalogue
 from hostnet.knowledge.roles import load as load_role
 from hostnet.model.host import HostState
-from hostnet.observe import Want, observe
+from hostnet.observe.host import Want, observe
 
 ROOTS = Path(__file__).resolve().parent.parent / "fixtures" / "roots"
 

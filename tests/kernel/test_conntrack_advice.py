@@ -30,7 +30,7 @@ from hostnet.findings import Finding
 from hostnet.host.root import Root
 from hostnet.knowledge.catalogue import load as load_catalogue
 from hostnet.knowledge.roles import load as load_role
-from hostnet.observe import Want, observe
+from hostnet.observe.host import Want, observe
 from tests.helpers.conntrack import enable_tracking, load_lines
 from tests.helpers.netns import Netns, link
 

@@ -26,7 +26,7 @@ import pytest
 
 from hostnet.checks.interfaces import ConfTable, conf_table
 from hostnet.host.root import Root
-from hostnet.observe import Want, observe
+from hostnet.observe.host import Want, observe
 from tests.helpers.netns import Netns, link
 
 LEAVES = ["rp_filter", "accept_redirects", "secure_redirects", "shared_media", "forwarding"]

@@ -14,7 +14,8 @@ import pytest
 from hostnet.errors import NamespaceError
 from hostnet.host.netns import entered, list_named
 from hostnet.host.root import Root
-from hostnet.host.snapshot import collect, opened
+from hostnet.host.snapshot import opened
+from hostnet.observe.collect import collect
 from tests.helpers.netns import Netns
 
 KEY = "net.ipv4.tcp_fin_timeout"
@@ -128,3 +129,31 @@ def test_lint_netns_checks_that_namespace_keys(
     assert [f["code"] for f in json.loads(host.stdout)["findings"]] == ["SC120"]
     assert json.loads(inside.stdout)["findings"] == [], inside.stdout
     assert inside.returncode == 0
+
+
+def test_collect_netns_then_doctor_root_judges_that_namespace(
+    netns: Callable[..., Netns], tmp_path: Path
+) -> None:
+    """meta.json records the namespace; doctor --root reports on it, labelled with it, and
+    judges it as a child namespace (not 'this host (initial namespace)')."""
+    from tests.helpers.netns import link
+
+    ns, peer = netns("snapdoc"), netns("snappeer")
+    link(ns, peer, "192.0.2.1/24", "192.0.2.2/24", name_a="hnsnap0")
+    ns.sysctl("net.ipv4.ip_forward", "1")  # something the initial namespace does not show
+    out = tmp_path / "ns.tar.gz"
+    run = [sys.executable, "-m", "hostnet"]
+    done = subprocess.run([*run, "collect", "-o", str(out), "--netns", ns.name, "--no-table"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(subprocess.run(
+        [*run, "doctor", "--root", str(out), "--format", "json", "--no-composition"],
+        capture_output=True, text=True, check=False).stdout)
+    assert doc["namespace"] == ns.name
+    assert "hnsnap0" in doc["facts"]["interfaces"]  # the namespace's links, not the host's
+    assert "forwarding on" in doc["role_reason"]
+    assert all(f["evidence"].get("namespace") == ns.name for f in doc["findings"])
+    text = subprocess.run([*run, "doctor", "--root", str(out), "--no-composition"],
+                          capture_output=True, text=True, check=False).stdout
+    assert text.splitlines()[0].endswith(f"on namespace {ns.name}")
+    assert "this host (initial namespace)" not in text

@@ -349,7 +349,7 @@ def test_kernel_info_dates_from_a_snapshot(tmp_path: Path) -> None:
     import json
 
     from hostnet.host.root import META_FILE, Root
-    from hostnet.observe import observe_kernel
+    from hostnet.observe.host import observe_kernel
 
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/stat").write_text("cpu  1 2 3\nbtime 1796192699\nprocesses 5\n")

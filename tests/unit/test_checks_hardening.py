@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 from hostnet.checks import hardening as hd
 from hostnet.checks.interfaces import table_from_mapping
 from hostnet.findings import Finding
+from hostnet.model.net import Address, Family, Interface, Network, Route
 from tests.helpers.state import run_checks
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures/roots"
@@ -69,19 +71,77 @@ def test_source_route_and() -> None:
     assert "net.ipv4.conf.all.accept_source_route = 0" in (f.suggestion or "")
 
 
-def test_rp_filter_off_and_strict_on_multihomed_router() -> None:
+def _net(*routes: tuple[str, str], addressed: tuple[str, ...] = ("eth0",),
+         known: bool = True) -> Network:
+    """A Network with (destination, device) IPv4 routes and interfaces with global addresses."""
+    ifaces = tuple(Interface(n, "ether", addresses=(Address(ip_address(f"192.0.2.{i + 1}"), 24),),
+                             addresses_known=True) for i, n in enumerate(addressed))
+    return Network(interfaces=ifaces, routes=tuple(
+        Route(Family.IPV4, ip_network(d), dev, metric=m)
+        for m, (d, dev) in enumerate(routes)), routes_known=known)
+
+
+SINGLE = _net(("0.0.0.0/0", "eth0"), ("192.0.2.0/24", "eth0")).return_paths()
+DUAL = _net(("0.0.0.0/0", "up0"), ("0.0.0.0/0", "up1"), ("192.0.2.0/24", "up0"),
+            ("198.51.100.0/24", "up1"), addressed=("up0", "up1")).return_paths()
+#: a NAT router: the default route on wan0 only, the LAN connected on lan0
+NAT_ONE_UPLINK = _net(("0.0.0.0/0", "wan0"), ("203.0.113.0/24", "wan0"),
+                      ("192.0.2.0/24", "lan0"), addressed=("wan0", "lan0")).return_paths()
+UNKNOWN = _net(addressed=("up0", "up1"), known=False).return_paths()
+
+
+def test_return_paths_from_routes() -> None:
+    assert SINGLE.single and not SINGLE.multiple
+    assert DUAL.multiple and not DUAL.single and DUAL.uplinks == ("up0", "up1")
+    assert NAT_ONE_UPLINK.single  # one uplink: each source has one way back
+    assert not UNKNOWN.single and not UNKNOWN.multiple and not UNKNOWN.known
+    # a destination routed out of two devices (backup route) is a second path back
+    backup = _net(("0.0.0.0/0", "eth0"), ("198.51.100.0/24", "eth0"),
+                  ("198.51.100.0/24", "eth1"), addressed=("eth0", "eth1")).return_paths()
+    assert backup.multiple and backup.overlapping == {"198.51.100.0/24": ["eth0", "eth1"]}
+    # routes not read, but only one addressed interface: one path back
+    assert _net(known=False).return_paths().single
+
+
+def test_rp_filter_off_strict_only_with_one_path_back() -> None:
     t = table_from_mapping("ipv4", {"all": {"rp_filter": 0}, "eth0": {"rp_filter": 0}})
-    [f] = hd.evaluate_rp_filter(t, "strict", "server")
-    assert str(f.severity) == "warning" and "= 1" in (f.suggestion or "")
-    [f] = hd.evaluate_rp_filter(t, "any", "desktop")
-    assert str(f.severity) == "info"
-    t = table_from_mapping("ipv4", {"all": {"rp_filter": 1}, "wan0": {"rp_filter": 0},
-                                    "wan1": {"rp_filter": 2}})
-    [f] = hd.evaluate_rp_filter(t, "loose", "nat-router")
-    assert "wan0 (all=1, wan0=0 -> 1)" in f.message and "wan1" not in f.message
+    [f] = hd.evaluate_rp_filter(t, "strict", "server", SINGLE)
+    assert str(f.severity) == "warning"
+    assert (f.suggestion or "").splitlines() == ["net.ipv4.conf.all.rp_filter = 1",
+                                                 "net.ipv4.conf.default.rp_filter = 1",
+                                                 "net.ipv4.conf.eth0.rp_filter = 1"]
+    # issue 8 item 5: a dual-homed server gets loose, not strict
+    t2 = table_from_mapping("ipv4", {"all": {"rp_filter": 0}, "up0": {"rp_filter": 0},
+                                     "up1": {"rp_filter": 0}})
+    [f] = hd.evaluate_rp_filter(t2, "strict", "server", DUAL)
+    assert "= 1" not in (f.suggestion or "") and "net.ipv4.conf.all.rp_filter = 2" in (
+        f.suggestion or "")
+    assert "several paths back" in f.message and f.evidence["uplinks"] == ["up0", "up1"]
+    # routes not read: strict cannot be shown safe
+    [f] = hd.evaluate_rp_filter(t2, "strict", "server", UNKNOWN)
     assert "net.ipv4.conf.all.rp_filter = 2" in (f.suggestion or "")
+    [f] = hd.evaluate_rp_filter(t, "any", "desktop", SINGLE)
+    assert str(f.severity) == "info" and "= 2" in (f.suggestion or "")
+
+
+def test_strict_reported_where_routes_show_several_paths() -> None:
+    t = table_from_mapping("ipv4", {"all": {"rp_filter": 1}, "up0": {"rp_filter": 0},
+                                    "up1": {"rp_filter": 2}})
+    [f] = hd.evaluate_rp_filter(t, "strict", "server", DUAL)
+    assert str(f.severity) == "warning"
+    assert "up0 (all=1, up0=0 -> 1)" in f.message and "up1 (" not in f.message
+    assert (f.suggestion or "").splitlines() == ["net.ipv4.conf.all.rp_filter = 2",
+                                                 "net.ipv4.conf.default.rp_filter = 2",
+                                                 "net.ipv4.conf.up0.rp_filter = 2"]
+    # issue 8 item 9: strict on a NAT router with one uplink is not a problem
+    nat = table_from_mapping("ipv4", {"all": {"rp_filter": 1}, "wan0": {"rp_filter": 1},
+                                      "lan0": {"rp_filter": 1}})
+    assert hd.evaluate_rp_filter(nat, "loose", "nat-router", NAT_ONE_UPLINK) == []
+    # routes not read on a router with several interfaces: said as a possibility (info)
+    [f] = hd.evaluate_rp_filter(nat, "loose", "nat-router", UNKNOWN)
+    assert str(f.severity) == "info" and "not read" in f.message
     one = table_from_mapping("ipv4", {"all": {"rp_filter": 1}, "eth0": {"rp_filter": 1}})
-    assert hd.evaluate_rp_filter(one, "loose", "nat-router") == []  # single-homed: fine
+    assert hd.evaluate_rp_filter(one, "loose", "nat-router", SINGLE) == []
 
 
 def test_log_martians_or() -> None:
@@ -111,3 +171,20 @@ def test_webserver_fixture() -> None:
 def test_router_fixture() -> None:
     got = _run("doctor-router", "nat-router")
     assert set(got) == {"HD107"}  # redirects: forwarding interfaces AND all=0 -> off
+
+
+def test_dualhomed_fixture_strict_reported_loose_proposed() -> None:
+    got = _run("doctor-dualhomed", "server")
+    assert set(got) == {"HD107"}
+    f = got["HD107"]
+    assert "strict" in f.message and "default routes on up0, up1" in f.message
+    assert "net.ipv4.conf.all.rp_filter = 2" in (f.suggestion or "")
+
+
+def test_bridge_ports_ifb_and_down_devices_not_judged() -> None:
+    """Issue 8 item 9: vnet0 (a bridge port), ifb0 and dummy0 (down, no addresses) have
+    rp_filter 0, send_redirects 1, log_martians 0; only L3 interfaces are judged."""
+    found, _ = run_checks(hd.CHECKS, FIX / "doctor-bridge-ports", "vm-host")
+    judged = {e["interface"] for f in found for e in f.evidence.get("interfaces", [])}
+    assert not judged & {"vnet0", "ifb0", "dummy0"}, found
+    assert not {f.code for f in found} & {"HD104", "HD107", "HD108"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
@@ -14,6 +15,8 @@ from hostnet.checks.interfaces import (
     rule_for,
     table_from_mapping,
 )
+from hostnet.model.net import Family, Interface, Network
+from hostnet.observe.parse_net import parse_ip_addr_json, parse_ip_route_json, parse_snmp_forwarded
 
 
 @pytest.mark.parametrize("leaf", ["rp_filter", "arp_ignore", "arp_announce"])
@@ -91,3 +94,96 @@ def test_read_table_reads_all_default_and_interfaces() -> None:
     assert seen == ["net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter",
                     "net.ipv4.conf.eth0.rp_filter"]
     assert t.effective("eth0", "rp_filter").value == 2
+
+
+# -- which interfaces are L3 (issue 8 item 9) ---------------------------------------------------
+
+IP_ADDR = """[
+ {"ifname": "lo", "link_type": "loopback", "flags": ["LOOPBACK", "UP"], "operstate": "UNKNOWN",
+  "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}]},
+ {"ifname": "eth0", "flags": ["UP"], "operstate": "UP",
+  "addr_info": [{"family": "inet", "local": "203.0.113.2", "prefixlen": 24, "scope": "global"}]},
+ {"ifname": "br0", "flags": ["UP"], "operstate": "UP", "linkinfo": {"info_kind": "bridge"},
+  "addr_info": [{"family": "inet", "local": "192.0.2.1", "prefixlen": 24, "scope": "global"}]},
+ {"ifname": "vnet0", "flags": ["UP"], "operstate": "UP", "master": "br0",
+  "linkinfo": {"info_kind": "tun", "info_data": {"type": "tap"}, "info_slave_kind": "bridge"},
+  "addr_info": [{"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]},
+ {"ifname": "ifb0", "flags": ["UP"], "operstate": "UP", "linkinfo": {"info_kind": "ifb"},
+  "addr_info": []},
+ {"ifname": "dummy0", "flags": [], "operstate": "DOWN", "linkinfo": {"info_kind": "dummy"},
+  "addr_info": []},
+ {"ifname": "wg0", "flags": ["UP"], "operstate": "UNKNOWN",
+  "linkinfo": {"info_kind": "wireguard"}, "addr_info": []},
+ {"ifname": "wg1", "flags": ["UP"], "operstate": "UNKNOWN",
+  "linkinfo": {"info_kind": "wireguard"}, "addr_info": []},
+ {"ifname": "vrfport", "flags": ["UP"], "operstate": "UP", "master": "vrf-blue",
+  "linkinfo": {"info_slave_kind": "vrf"},
+  "addr_info": [{"family": "inet", "local": "198.51.100.1", "prefixlen": 24, "scope": "global"}]}
+]"""
+
+
+def _network(routes_known: bool = True) -> Network:
+    routes = parse_ip_route_json(
+        '[{"dst": "default", "gateway": "203.0.113.1", "dev": "eth0"},'
+        ' {"dst": "198.51.100.128/25", "dev": "wg0", "scope": "link"}]')
+    return Network(interfaces=tuple(parse_ip_addr_json(IP_ADDR)), routes=tuple(routes),
+                   routes_known=routes_known)
+
+
+def test_is_l3_link_level() -> None:
+    by = {i.name: i for i in parse_ip_addr_json(IP_ADDR)}
+    assert by["vnet0"].port_kind == "bridge" and by["vnet0"].addresses_known
+    assert {n for n, i in by.items() if i.is_l3} == {"eth0", "br0", "wg0", "wg1", "vrfport"}
+    # links seen without their addresses (ip link, sysfs): judged as before
+    assert Interface("eth9", "ether", state="down", admin_up=False).is_l3
+    assert not Interface("ifb1", "ifb").is_l3
+    assert not Interface("lo", "loopback").is_l3
+
+
+def test_is_l3_with_routes() -> None:
+    net = _network()
+    # wg1: up, no address and no route uses it; wg0 carries a route (unnumbered tunnel)
+    assert [i.name for i in net.l3()] == ["eth0", "br0", "wg0", "vrfport"]
+    assert net.is_l3("not-in-ip-output")  # only under /proc/sys/net/ipv4/conf: kept
+    assert "wg1" in [i.name for i in _network(routes_known=False).l3()]
+    assert not net.handles_ip("vnet0") and not net.handles_ip("ifb0")
+    assert net.handles_ip("vrfport") and net.handles_ip("dummy0")
+
+
+def test_multipath_route_counts_every_device() -> None:
+    routes = parse_ip_route_json(
+        '[{"dst": "default", "protocol": "static", "metric": 10, "nexthops": ['
+        '{"gateway": "192.0.2.254", "dev": "up0", "weight": 1},'
+        '{"gateway": "198.51.100.254", "dev": "up1", "weight": 1}]}]')
+    assert [(r.device, str(r.gateway), r.metric) for r in routes] == [
+        ("up0", "192.0.2.254", 10), ("up1", "198.51.100.254", 10)]
+    paths = Network(routes=tuple(routes), routes_known=True).return_paths()
+    assert paths.multiple and paths.uplinks == ("up0", "up1")
+
+
+def test_snmp_forwarded() -> None:
+    text = ("Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams x\n"
+            "Ip: 1 64 10 0 0 7 0\nIcmp: InMsgs\nIcmp: 0\n")
+    assert parse_snmp_forwarded(text) == 7
+    assert parse_snmp_forwarded("Icmp: InMsgs\nIcmp: 0\n") is None
+
+
+def test_ip_route_table_all_keeps_the_family_asked_for() -> None:
+    """``ip -j route show table all`` lists IPv6 routes too (fe80::/64 on every link):
+    they must not count as IPv4 paths (they would make every host look multi-homed)."""
+    text = json.dumps([
+        {"dst": "default", "gateway": "198.51.100.2", "dev": "wan0", "flags": []},
+        {"dst": "192.0.2.0/24", "dev": "lan0", "protocol": "kernel", "scope": "link"},
+        {"dst": "fe80::/64", "dev": "wan0", "protocol": "kernel", "metric": 256,
+         "pref": "medium"},
+        {"dst": "fe80::/64", "dev": "lan0", "protocol": "kernel", "metric": 256,
+         "pref": "medium"},
+        {"dst": "default", "dev": "lan0", "metric": 1024, "pref": "medium"},
+        {"dst": "default", "gateway": "fe80::1", "dev": "lan0"},
+        {"type": "multicast", "dst": "ff00::/8", "dev": "wan0", "table": "local",
+         "pref": "medium"}])
+    v4 = parse_ip_route_json(text)
+    assert [(str(r.destination), r.device) for r in v4] == [
+        ("0.0.0.0/0", "wan0"), ("192.0.2.0/24", "lan0")]
+    assert Network(routes=tuple(v4), routes_known=True).return_paths().single
+    assert len(parse_ip_route_json(text, Family.IPV6)) == 5

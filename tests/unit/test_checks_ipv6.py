@@ -66,3 +66,29 @@ def test_fixtures() -> None:
     assert [f.key for f in router] == ["net.ipv6.conf.wan0.accept_ra"]  # wan1 has 2, lan0 0
     found, _ = run_checks(v6.CHECKS, FIX / "doctor-webserver", "server")
     assert [f.code for f in found] == ["V6102"]
+
+
+def test_ra_rule_follows_ipv6_accept_ra() -> None:
+    """V6101 fires exactly where ipv6_accept_ra() (net/ipv6/ndisc.c) ignores RAs and the
+    interface needs them: forwarding on, accept_ra 1. accept_ra 0 ignores RAs on purpose;
+    the interface's own forwarding counts, not conf/all."""
+    ra_route = [v6.DefaultRoute("eth0", True)]
+    for fwd, ra, fires in ((0, 0, False), (0, 1, False), (0, 2, False), (1, 0, False),
+                           (1, 1, True), (1, 2, False)):
+        t = table_from_mapping("ipv6", {
+            "all": {"forwarding": 0}, "eth0": {"forwarding": fwd, "accept_ra": ra,
+                                               "autoconf": 1, "disable_ipv6": 0}})
+        assert bool(v6.evaluate_ra(t, ra_route)) is fires, (fwd, ra)
+    # all.forwarding = 1 but the interface's own 0: RAs are still taken there
+    t = table_from_mapping("ipv6", {"all": {"forwarding": 1}, "eth0": {
+        "forwarding": 0, "accept_ra": 1, "autoconf": 1, "disable_ipv6": 0}})
+    assert v6.evaluate_ra(t, ra_route) == []
+    # unknown routes (None): nothing is claimed
+    assert v6.evaluate_ra(_table(1), None) == []
+
+
+def test_ra_not_judged_on_bridge_ports() -> None:
+    t = table_from_mapping("ipv6", {"all": {"forwarding": 1}, "vnet0": {
+        "forwarding": 1, "accept_ra": 1, "autoconf": 1, "disable_ipv6": 0}})
+    assert len(v6.evaluate_ra(t, [])) == 1
+    assert v6.evaluate_ra(t, [], ports=["vnet0"]) == []

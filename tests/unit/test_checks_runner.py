@@ -15,6 +15,8 @@ from hostnet.cli.main import cli
 from hostnet.errors import UsageError
 from hostnet.findings import Finding, Severity
 from hostnet.host.root import Root
+from hostnet.model.conntrack import ConntrackStats
+from hostnet.model.host import ConntrackView
 from hostnet.render.doctor import nagios, render_text
 from hostnet.service.doctor import run
 
@@ -62,7 +64,13 @@ def test_text_report_groups_by_area_worst_first() -> None:
 
 def _ns(facts: Mapping[str, object], findings: list[Finding], readable: bool = True,
         name: str | None = None) -> NamespaceReport:
-    return NamespaceReport(name, "server", "x", False, findings, dict(facts), [], readable)
+    view = None
+    if "conntrack_count" in facts:
+        view = ConntrackView(count=int(str(facts["conntrack_count"])),
+                             max=int(str(facts["conntrack_max"])), buckets=None,
+                             stats=ConntrackStats(0, {"drop": int(str(facts["conntrack_drop"]))}))
+    return NamespaceReport(name, "server", "x", False, findings, dict(facts), [], readable,
+                           conntrack=view)
 
 
 CT = Finding("CT101", "conntrack-table-full", Severity.ERROR, "full")
@@ -74,14 +82,14 @@ def test_nagios_line() -> None:
     code, line = nagios(DoctorReport([_ns(FACTS, [CT])]))
     assert code == 2
     assert line == ("HOSTNET CRITICAL - 1 error: CT101 conntrack-table-full | "
-                    "conntrack_usage=95.3%;75;90;0;100 conntrack_entries=249800;;;0;262144 "
-                    "drops=1234c")
+                    "'conntrack_usage'=95.3%;75;90;0;100 'conntrack_entries'=249800;;;0;262144 "
+                    "'drops'=1234c")
     code, line = nagios(DoctorReport([_ns({}, [])]))
     assert (code, line) == (0, "HOSTNET OK - no findings")
     code, line = nagios(DoctorReport([_ns({}, [], readable=False)]))
     assert code == 3 and line.startswith("HOSTNET UNKNOWN")
     two = DoctorReport([_ns(FACTS, []), _ns(FACTS, [], name="blue")])
-    assert "blue_conntrack_usage=95.3%" in nagios(two)[1]
+    assert "'blue_conntrack_usage'=95.3%" in nagios(two)[1]
 
 
 def test_several_namespaces_json_shape() -> None:
@@ -133,11 +141,13 @@ def test_cli_nagios_and_sarif() -> None:
 
 
 def test_cli_unreadable_tree_is_unknown(tmp_path: Path) -> None:
+    (tmp_path / "proc/sys").mkdir(parents=True)  # a host tree, but nothing in it
     code, out = invoke("--root", str(tmp_path), "--no-composition", "--nagios")
     assert code == 3 and "UNKNOWN" in out
     code, out = invoke("--root", str(tmp_path), "--no-composition")
     assert code == 2
     assert out.startswith("hostnet doctor: UNKNOWN: nothing could be read")
+    assert "role:" not in out  # no guess from nothing
 
 
 def test_cli_bad_usage() -> None:

@@ -217,6 +217,7 @@ def test_cli_gzip_file_and_root_tree_and_archive(tmp_path: Path) -> None:
     assert json.loads(out)["entries"] == 10
     tree = tmp_path / "root"
     (tree / "proc/net").mkdir(parents=True)
+    (tree / "proc/sys").mkdir(parents=True)  # what makes it a host tree
     (tree / "proc/net/nf_conntrack").write_bytes(PROC)
     _, out = run("--root", str(tree), "--format", "json", "--by", "proto")
     doc = json.loads(out)
@@ -224,9 +225,14 @@ def test_cli_gzip_file_and_root_tree_and_archive(tmp_path: Path) -> None:
         "proto": "udp", "count": 4, "share": 0.4}
     archive = tmp_path / "snap.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("proc/net/nf_conntrack")
-        info.size = len(PROC)
-        tar.addfile(info, io.BytesIO(PROC))
+        meta = b'{"hostnet": "0.1.0", "members": 4}'
+        for name, data in (("proc/net/nf_conntrack", PROC), ("proc/meminfo", b"MemTotal: 1 kB\n"),
+                           ("proc/sys/kernel/osrelease", b"6.1.0\n"),
+                           ("proc/sys/net/ipv4/ip_forward", b"0\n"),
+                           (".hostnet/meta.json", meta)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     _, out = run("--root", str(archive), "--format", "json")
     assert json.loads(out)["matched"] == 10
 
@@ -248,6 +254,7 @@ def test_cli_errors_say_what_and_where(args: list[str], msg: str) -> None:
 def test_cli_root_without_table(tmp_path: Path) -> None:
     from hostnet.errors import InputError
 
+    (tmp_path / "proc/sys").mkdir(parents=True)
     with pytest.raises(InputError, match="no conntrack table") as info:
         run("--root", str(tmp_path))
     assert info.value.hint and "--file" in info.value.hint

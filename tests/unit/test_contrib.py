@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hostnet.exporter import TableSample, families
+from hostnet.service.exporter import TableSample, families
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "contrib/prometheus/hostnet-alerts.yml"

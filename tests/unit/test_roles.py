@@ -160,3 +160,23 @@ def test_recommend_plain_router_server_desktop() -> None:
     role, why = recommend(_sig(0, (MASQ,), None, WEB))
     assert role == "server" and "NAT rules present" in why and "forwarding off" in why
     assert recommend(_sig(0, (), None, WEB[1:]))[0] == "desktop"
+
+
+def test_recommend_open_router_is_not_a_nat_router() -> None:
+    """Issue 8 item 10: forwarding on, one interface, no NAT, an accepting forward chain."""
+    role, why = recommend(Signals(1, 0, (), {"eth0": "ether"}, WEB, open_router="eth0"))
+    assert role == "server" and "open router (NT105)" in why and "eth0" in why
+    role, why = recommend(Signals(1, 0, (), {"eth0": "ether"}, (), open_router="eth0"))
+    assert role == "desktop" and "open router" in why
+
+
+def test_open_router_fixture_recommendation() -> None:
+    from tests.helpers.state import host_state
+
+    ns = host_state("doctor-openrouter").namespaces[0]
+    from hostnet.checks.roles import open_router, recommend_for
+
+    assert open_router(ns) == "eth0"
+    assert recommend_for(ns)[0] == "desktop"
+    # a forward chain that drops, or a second interface, or NAT: not an open router
+    assert open_router(host_state("doctor-bridge-ports").namespaces[0]) is None

@@ -53,7 +53,7 @@ def facts(host: HostState, ns: NetnsState, recommended: str,
     if host.log is not None:
         out["conntrack_log_events_all"] = host.log.table_full
         out["conntrack_log_events"] = host.log.for_netns(
-            ns.inode if ns.name is not None else None)
+            ns.inode if ns.is_child else None)
     if not ns.ipv6:
         out["ipv6"] = "not available"
     return dict(sorted(out.items()))

@@ -16,6 +16,7 @@ from hostnet.checks.base import Subject
 from hostnet.checks.interfaces import ConfTable, Effective, conf_key, conf_table
 from hostnet.checks.roles import expectation_findings
 from hostnet.findings import Finding, Rule, Severity
+from hostnet.model.net import ReturnPaths
 
 SYNCOOKIES = Rule("HD101", "syn-cookies-off", Severity.WARNING,
                   "SYN cookies are off: a SYN flood locks out legitimate clients")
@@ -123,30 +124,55 @@ def evaluate_source_route(table: ConfTable) -> list[Finding]:
     )]
 
 
-def evaluate_rp_filter(table: ConfTable, want: str, role: str) -> list[Finding]:
-    """``want``: strict, loose or any (the role's opinion)."""
+def evaluate_rp_filter(table: ConfTable, want: str, role: str,
+                       paths: ReturnPaths | None = None) -> list[Finding]:
+    """``want``: strict, loose or any (the role's opinion); ``paths``: what the routes show.
+
+    Strict (1) is proposed only where the routes show one way back to every source; a host
+    with several (two uplinks, ECMP, a destination routed out of two devices) or whose routes
+    were not read gets loose (2), which never drops a packet that has any route back. Strict
+    in force where the routes show several ways back is reported.
+    """
+    paths = paths or ReturnPaths(False, False, (), {}, ())
     out: list[Finding] = []
     effective = table.each("rp_filter")
     off = [e for e in effective if not e.value]
+    strict_ok = want == "strict" and paths.single
+    ev_paths = {"return_paths": paths.describe(), "uplinks": list(paths.uplinks),
+                "routes_read": paths.routes_known}
     if off:
         sev = Severity.INFO if want == "any" else Severity.WARNING
-        good = 2 if want in ("loose", "any") else 1
+        good = 1 if strict_ok else 2
+        if strict_ok:
+            why = f"a {role} with {paths.describe()} wants strict (1)"
+        elif want == "strict":
+            why = (f"a {role} would want strict (1), but with {paths.describe()} strict could "
+                   "drop requests whose replies leave by another interface: loose (2)")
+        else:
+            why = f"a {role} wants loose (2)"
         out.append(RP_FILTER.finding(
             f"reverse-path filtering is off on {_names(off)}: packets with spoofed source "
-            f"addresses are accepted. rp_filter combines as max(all, interface); a {role} "
-            f"wants {'loose (2)' if good == 2 else 'strict (1)'}",
-            key="net.ipv4.conf.*.rp_filter", severity=sev, evidence=_ev(off),
+            f"addresses are accepted. rp_filter combines as max(all, interface); {why}",
+            key="net.ipv4.conf.*.rp_filter", severity=sev, evidence={**_ev(off), **ev_paths},
             suggestion=_lines("ipv4", "rp_filter", good, [e.iface for e in off], all_too=True),
         ))
     strict = [e for e in effective if e.value == 1]
-    multihomed = len([e for e in effective if e.own is not None]) >= 2
-    if want == "loose" and strict and multihomed:
+    several = len(effective) >= 2
+    if strict and (paths.multiple or (not paths.known and several and want != "strict")):
         # max(all, iface): all must come down to 2 (or 0) and each interface to 2
+        sure = paths.multiple
         out.append(RP_FILTER.finding(
-            f"strict reverse-path filtering on {_names(strict)} of a multi-homed {role}: "
-            "replies that come back on another interface than the route to their source "
-            "(asymmetric routing, several uplinks) are dropped. Use loose mode (2)",
-            key="net.ipv4.conf.*.rp_filter", evidence=_ev(strict),
+            (f"strict reverse-path filtering on {_names(strict)} of a {role} with "
+             f"{paths.describe()}: a request that arrives on one interface while the route "
+             "back to its source leaves by another (asymmetric routing, several uplinks) is "
+             "dropped. Use loose mode (2), which still drops sources with no route back")
+            if sure else
+            (f"strict reverse-path filtering on {_names(strict)} of a {role} with several "
+             "interfaces, and the routes were not read: if more than one of them is an uplink, "
+             "replies that come back on another interface than the route to their source "
+             "are dropped; loose mode (2) is safe either way"),
+            key="net.ipv4.conf.*.rp_filter", severity=None if sure else Severity.INFO,
+            evidence={**_ev(strict), **ev_paths},
             suggestion=_lines("ipv4", "rp_filter", 2, [e.iface for e in strict]),
         ))
     return out
@@ -176,13 +202,14 @@ def check_expectations(s: Subject) -> Iterator[Finding]:
 
 def check_interfaces(s: Subject) -> list[Finding]:
     role = s.role
-    table = conf_table(s.ns, "ipv4", LEAVES, s.catalogue)
+    table = conf_table(s.ns, "ipv4", LEAVES, s.catalogue, l3_only=True)
     if table.get("all", "rp_filter") is None:
         return []
     return [
         *evaluate_redirects(table, bool(role.iface("send_redirects", False))),
         *evaluate_source_route(table),
-        *evaluate_rp_filter(table, str(role.iface("rp_filter", "any")), s.role_name),
+        *evaluate_rp_filter(table, str(role.iface("rp_filter", "any")), s.role_name,
+                            s.ns.network.return_paths()),
         *evaluate_log_martians(table, bool(role.iface("log_martians", False))),
     ]
 

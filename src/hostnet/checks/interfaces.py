@@ -89,9 +89,17 @@ class Effective:
 
 
 def conf_table(ns: NetnsState, family: str, leaves: Sequence[str],
-               catalogue: Catalogue | None = None) -> ConfTable:
-    """The conf values of ``family`` for all, default and every interface, as observed."""
-    return read_table(family, ns.conf_interfaces.get(family, ()), leaves, ns.integer, catalogue)
+               catalogue: Catalogue | None = None, *, l3_only: bool = False) -> ConfTable:
+    """The conf values of ``family`` for all, default and every interface, as observed.
+
+    ``l3_only`` leaves out the interfaces that never handle IPv4 packets of their own
+    (:meth:`hostnet.model.net.Network.is_l3`: bridge and bond ports, IFBs, down devices
+    without addresses); interfaces the link list does not show are kept.
+    """
+    names = ns.conf_interfaces.get(family, ())
+    if l3_only:
+        names = tuple(n for n in names if ns.network.is_l3(n))
+    return read_table(family, names, leaves, ns.integer, catalogue)
 
 
 def conf_name(iface: str) -> str:

@@ -12,7 +12,7 @@ conf/all/disable_ipv6 copies the value to every interface; conf/default only see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from hostnet.checks.base import Subject
@@ -28,16 +28,22 @@ ACCEPT_REDIRECTS6 = Rule("V6103", "accept-redirects-v6", Severity.INFO,
                          "ICMPv6 redirects may rewrite routes on a host interface")
 
 LEAVES = ["forwarding", "accept_ra", "autoconf", "disable_ipv6", "accept_redirects"]
+
+
 @dataclass(frozen=True, slots=True)
 class DefaultRoute:
     device: str
     from_ra: bool
 
 
-def evaluate_ra(table: ConfTable, defaults: Sequence[DefaultRoute] | None) -> list[Finding]:
+def evaluate_ra(table: ConfTable, defaults: Sequence[DefaultRoute] | None,
+                ports: Collection[str] = ()) -> list[Finding]:
+    """V6101. The kernel takes an RA when accept_ra is 2, or 1 and the interface does not
+    forward (ipv6_accept_ra() in net/ipv6/ndisc.c reads the interface's own forwarding).
+    ``ports``: bridge/bond ports and IFBs, which never process RAs themselves."""
     out: list[Finding] = []
     for iface in table.interfaces:
-        if iface == "lo":
+        if iface == "lo" or iface in ports:
             continue
         fwd, ra = table.get(iface, "forwarding"), table.get(iface, "accept_ra")
         if not fwd or ra != 1 or table.get(iface, "disable_ipv6"):
@@ -112,7 +118,8 @@ def check_ra(s: Subject) -> list[Finding]:
     defaults = ([DefaultRoute(r.device or "", r.from_ra)
                  for r in net.default_routes(Family.IPV6)]
                 if net.ipv6_routes_known else None)
-    return evaluate_ra(table, defaults)
+    ports = [n for n in table.interfaces if not net.handles_ip(n)]
+    return evaluate_ra(table, defaults, ports)
 
 
 def check_disable(s: Subject) -> list[Finding]:

@@ -24,6 +24,25 @@ class Signals:
     nat: tuple[NatRule, ...]
     kinds: Mapping[str, str]
     listening: tuple[Listener, ...]
+    #: The one interface of an open router (see :func:`open_router`), None otherwise.
+    open_router: str | None = None
+
+
+def open_router(ns: NetnsState) -> str | None:
+    """The only interface of a namespace that routes for anyone on its link, or None.
+
+    That is: IPv4 forwarding on, exactly one non-loopback L3 interface, no NAT rule that
+    touches routed traffic, and a packet filter that was read and has nothing on the forward
+    hook that can drop. With one interface there is nothing to route between: a forwarded
+    packet goes back out of the link it came from, so the host is a router for its
+    neighbours that nobody set up as one. None when any of this is not known.
+    """
+    if not ns.integer("net.ipv4.ip_forward") or not ns.ruleset.known:
+        return None
+    if any(r.routed for r in ns.ruleset.nat) or ns.ruleset.forward_drops_new():
+        return None
+    l3 = [i.name for i in ns.network.l3() if not i.loopback]
+    return l3[0] if len(l3) == 1 else None
 
 
 def _ports(listening: Iterable[Listener]) -> str:
@@ -44,6 +63,13 @@ def recommend(s: Signals) -> tuple[str, str]:
         devs = taps[:3] or [*bridges[:1], *veths[:2]]
         what = "tap/tun devices" if taps else "a bridge with veth ports"
         return "vm-host", f"{fwd_text} and {what} ({', '.join(devs)})"
+    if s.ip_forward and s.open_router and not nat_any:
+        ports = _ports(s.listening)
+        job = (("server", f"listening on {ports}") if ports else
+               ("desktop", "no services listening beyond loopback"))
+        return job[0], (f"IPv4 forwarding on, but {s.open_router} is the only interface, there "
+                        "is no NAT and nothing on the forward hook drops: an open router "
+                        f"(NT105), not a nat-router; {job[1]}")
     if forwarding and snat:
         return "nat-router", f"{fwd_text} and a {snat[0].kind} rule in {snat[0].where()}"
     if forwarding and nat_any:
@@ -67,6 +93,7 @@ def signals(ns: NetnsState) -> Signals:
         nat=ns.ruleset.nat,
         kinds={i.name: i.kind for i in ns.network.interfaces},
         listening=ns.listeners,
+        open_router=open_router(ns),
     )
 
 

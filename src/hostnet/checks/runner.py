@@ -1,6 +1,6 @@
 """Run the doctor's checks over an observed HostState (pure) and gather the report.
 
-    from hostnet.observe import observe
+    from hostnet.observe.host import observe
     from hostnet.checks.runner import evaluate
     report = evaluate(observe(Root("/")), role=None)
 
@@ -23,7 +23,7 @@ from hostnet.findings import Finding, Severity, normalize, summary, worst
 from hostnet.knowledge.catalogue import Catalogue
 from hostnet.knowledge.catalogue import load as load_catalogue
 from hostnet.knowledge.roles import load as load_role
-from hostnet.model.host import HostState, NetnsState
+from hostnet.model.host import ConntrackView, HostState, NetnsState
 
 DEFAULT_MODULES: tuple[str, ...] = (
     "hostnet.checks.conntrack_table",
@@ -60,6 +60,8 @@ class NamespaceReport:
     facts: dict[str, Any] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
     readable: bool = True
+    #: The conntrack reading judged (for Nagios perfdata), typed.
+    conntrack: ConntrackView | None = None
 
     @property
     def label(self) -> str:
@@ -71,6 +73,8 @@ class DoctorReport:
     namespaces: list[NamespaceReport] = field(default_factory=list)
     #: Problems outside any one namespace (a namespace that could not be entered).
     notes: list[str] = field(default_factory=list)
+    #: Namespaces left out because they could not be entered (skip_denied).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def several(self) -> bool:
@@ -152,7 +156,8 @@ def evaluate_namespace(host: HostState, ns: NetnsState, *, role: str | None = No
         name=ns.name if ns.name is not None else ns.snapshot_of, role=chosen,
         role_reason=reason, role_given=role is not None, findings=ordered,
         facts=facts(host, ns, recommended, ordered),
-        unreadable=list(dict.fromkeys([*ns.unreadable, *problems])), readable=ns.readable)
+        unreadable=list(dict.fromkeys([*ns.unreadable, *problems])), readable=ns.readable,
+        conntrack=ns.conntrack)
 
 
 def _tag(f: Finding, name: str) -> Finding:
@@ -163,7 +168,9 @@ def evaluate(host: HostState, *, role: str | None = None,
              modules: Sequence[str] = DEFAULT_MODULES) -> DoctorReport:
     """Judge every observed namespace (pure)."""
     catalogue = load_catalogue()
-    report = DoctorReport(notes=[f"namespace {name}: {why}" for name, why in host.skipped])
+    report = DoctorReport(notes=[*(f"namespace {name}: {why}" for name, why in host.skipped),
+                                 *host.unreadable],
+                          skipped=[name for name, _ in host.skipped])
     for ns in host.namespaces:
         report.namespaces.append(evaluate_namespace(host, ns, role=role, modules=modules,
                                                     catalogue=catalogue))

@@ -22,10 +22,12 @@ def collect(out: str, netns: str | None, no_table: bool) -> int:
     """Write a snapshot of everything hostnet reads: /proc/sys, conntrack counters and table,
     sysctl.d and modprobe.d files, kernel logs, nftables/iptables rulesets, interfaces.
 
-    Every read-only command takes it back with --root FILE.tar.gz. Unreadable files (run as a
-    normal user) are listed in the snapshot's .hostnet/meta.json.
+    Every read-only command takes it back with --root FILE.tar.gz. .hostnet/meta.json, written
+    last, records the namespace (--netns), the user, how many members come before it and what
+    could not be read (run as a normal user: dmesg under kernel.dmesg_restrict, nft ...); the
+    doctor lists those and --root refuses an archive without it or with members missing.
     """
-    from hostnet.host.snapshot import collect as do_collect
+    from hostnet.observe.collect import collect as do_collect
 
     report = do_collect(out, netns=netns, table=not no_table)
     click.echo(f"wrote {report.path}: {report.files} files, {report.bytes / 1e6:.1f} MB read")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from hostnet.host.root import Root
+from hostnet.observe.roots import open_root
+
+__all__ = ["format_option", "netns_option", "open_root", "root_option", "use_colour"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,7 +21,8 @@ def root_option(f: F) -> F:
         "root_path",
         metavar="DIR|FILE.tar.gz",
         default=None,
-        help="Read a fixture tree or a 'hostnet collect' snapshot instead of the live host.",
+        help="Read a 'hostnet collect' snapshot (FILE.tar.gz, or a directory unpacked from one) "
+        "or a host tree with proc/sys instead of the live host; anything else is refused.",
     )(f)
 
 
@@ -46,31 +48,6 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
         )(f)
 
     return deco
-
-
-@contextmanager
-def open_root(root_path: str | None, netns: str | None = None) -> Iterator[Root]:
-    """Yield the Root to read: a snapshot or tree (``--root``), or the live host.
-
-    With ``netns`` the body runs inside that network namespace (live host only).
-    """
-    if root_path is not None:
-        if netns is not None:
-            from hostnet.errors import UsageError
-
-            raise UsageError(
-                "--netns reads the live host; a snapshot is already of one namespace",
-                hint="collect the namespace with 'hostnet collect --netns NAME'",
-            )
-        from hostnet.host.snapshot import opened
-
-        with opened(root_path) as root:
-            yield root
-        return
-    from hostnet.host.netns import entered
-
-    with entered(netns):
-        yield Root("/")
 
 
 def use_colour(stream: Any = None) -> bool:

@@ -48,7 +48,7 @@ def size(
     accepts or than fits in a quarter of RAM; exit 2 when the inputs cannot fit."""
     from hostnet.cli.common import open_root
     from hostnet.conntrack import sizing
-    from hostnet.observe import Want, observe
+    from hostnet.observe.host import Want, observe
 
     req = sizing.SizeRequest(
         rate=_parse("--rate", rate, sizing.parse_rate),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 
 import click
 
@@ -64,10 +62,19 @@ def top(
             hint="pick one input",
         )
     counter = TopCounter(key, filters)
-    with _table(file_path, root_path, netns, source) as (kind, where, chunks):
+    from hostnet.observe.table import conntrack_table
+
+    with conntrack_table(file_path, root_path, netns, source) as (kind, where, chunks):
         for block in blocks(chunks):
             counter.feed(block)
     result = counter.result(limit)
+    if file_path is not None and result.entries == 0 and result.skipped:
+        from hostnet.errors import InputError
+
+        raise InputError(
+            f"{'standard input' if file_path == '-' else file_path}: no line looked like a "
+            f"conntrack entry ({result.skipped} lines read); --file takes a saved "
+            "/proc/net/nf_conntrack or 'conntrack -L' output")
     if fmt == "json":
         out = result.to_dict()
         out["source"] = {"kind": kind, "where": where}
@@ -75,24 +82,6 @@ def top(
     else:
         click.echo(render_text(result, f"{kind}: {where}"))
     return 0
-
-
-@contextmanager
-def _table(
-    file_path: str | None, root_path: str | None, netns: str | None, source: str
-) -> Iterator[tuple[str, str, Iterator[bytes]]]:
-    from hostnet.host.conntrack_source import open_file, open_table
-
-    with ExitStack() as stack:
-        if file_path is not None:
-            table = stack.enter_context(open_file(file_path))
-        else:
-            from hostnet.cli.common import open_root
-
-            root = stack.enter_context(open_root(root_path, netns))
-            table = stack.enter_context(open_table(root, source))
-        where = table.where + (f" (netns {netns})" if netns else "")
-        yield table.kind, where, table.chunks
 
 
 def render_text(result: object, where: str) -> str:

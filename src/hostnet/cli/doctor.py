@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
 from hostnet.cli.common import root_option, use_colour
-from hostnet.errors import UsageError
+from hostnet.errors import HostnetError, UsageError
 
 ROLES = ("server", "nat-router", "vm-host", "desktop")
 FORMATS = ("text", "json", "sarif")
@@ -44,7 +45,45 @@ def _state_dir(option: str | None, live: bool) -> Path | None:
     return DEFAULT_STATE_DIR
 
 
-@click.command()
+def _nagios_unknown(message: str) -> NoReturn:
+    """Print the Nagios UNKNOWN line for a failure and stop with exit 3."""
+    from hostnet.render.doctor import nagios_unknown
+
+    code, line = nagios_unknown(message)
+    click.echo(line)
+    raise click.exceptions.Exit(code)
+
+
+class DoctorCommand(click.Command):
+    """With --nagios every failure is a plugin result: bad options (click's usage errors),
+    unreadable input and bugs print ``HOSTNET UNKNOWN - ...`` and exit 3."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        wants_nagios = "--nagios" in args
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if wants_nagios:
+                _nagios_unknown(f"usage: {exc.format_message()}")
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if not ctx.params.get("nagios"):
+            return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except HostnetError as exc:
+            _nagios_unknown(exc.message)
+        except click.ClickException as exc:
+            _nagios_unknown(exc.format_message())
+        except Exception as exc:  # a bug still gives a plugin answer, not a traceback
+            _nagios_unknown(f"internal error: {type(exc).__name__}: {exc}")
+
+
+@click.command(cls=DoctorCommand)
 @click.option("--role", type=click.Choice(ROLES), default=None,
               help="Judge the host as this role (default: recommend one from what it shows).")
 @click.option("--netns", "netns", metavar="NAME", multiple=True,
@@ -83,7 +122,12 @@ def doctor(
     Without --role the doctor recommends the role the host looks like and says why. Works as
     a normal user with what it can read and lists what it could not. Exit codes: 0 nothing at
     or above --fail-on, 1 findings, 2 bad usage or nothing readable; with --nagios 0 OK,
-    1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for bad options and unreadable input).
+
+    --root takes a .tar.gz from 'hostnet collect', a directory unpacked from one (it has
+    .hostnet/meta.json) or a host tree with proc/sys (a fixture tree, a mounted disk);
+    anything else, and a truncated or incomplete snapshot, is refused with exit 2. A
+    snapshot of 'collect --netns NAME' is reported as namespace NAME.
     """
     from hostnet.findings import Severity
     from hostnet.service.doctor import run
@@ -96,17 +140,17 @@ def doctor(
     seconds = parse_interval(interval)
     targets: list[str | None]
     if all_netns:
-        from hostnet.host.netns import list_named
+        from hostnet.observe.roots import named_namespaces
 
-        targets = [None, *list_named()]
+        targets = [None, *named_namespaces()]
     elif netns:
         targets = list(netns)
     else:
         targets = [None]
     if root_path is not None:
-        from hostnet.host.snapshot import opened
+        from hostnet.observe.roots import open_root
 
-        with opened(root_path) as root:
+        with open_root(root_path) as root:
             report = run(root, role=role, composition=not no_composition, interval=seconds,
                          state_dir=_state_dir(state_dir, False))
     else:

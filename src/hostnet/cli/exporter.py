@@ -1,4 +1,4 @@
-"""``hostnet exporter``: serve Prometheus metrics (see hostnet.exporter for the metrics)."""
+"""``hostnet exporter``: serve Prometheus metrics (see hostnet.service.exporter for the metrics)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def exporter(listen: str, allow_remote: bool, netns: tuple[str, ...], all_netns:
     import signal
     import threading
 
-    from hostnet.exporter import ExporterConfig, Targets, parse_listen, serve
+    from hostnet.service.exporter import ExporterConfig, Targets, parse_listen, serve
 
     if netns and all_netns:
         raise UsageError("--netns and --all-netns do not combine",
@@ -47,11 +47,9 @@ def exporter(listen: str, allow_remote: bool, netns: tuple[str, ...], all_netns:
             "through a local proxy",
         )
     if netns:
-        from hostnet.host.netns import entered
+        from hostnet.observe.roots import check_namespaces
 
-        for name in netns:  # fail now on a typo rather than serve an empty namespace
-            with entered(name):
-                pass
+        check_namespaces(list(netns))  # fail now on a typo rather than serve an empty one
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

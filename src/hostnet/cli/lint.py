@@ -56,7 +56,7 @@ def lint(
         raise UsageError("nothing to lint", hint="give files, '-' for stdin, or --system")
     if do_fix and do_diff:
         raise UsageError("--fix and --diff do not go together", hint="use one of them")
-    with open_root(root_path, netns) as root:
+    with open_root(root_path, netns, config_only=True) as root:
         parsed: list[ParsedFile] = []
         texts: dict[str, str] = {}
         notes: list[FileNote] = []

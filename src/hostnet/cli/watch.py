@@ -128,8 +128,8 @@ def watch(netns: tuple[str, ...], all_netns: bool, interval: float, top_max_entr
     Per namespace: a usage bar against nf_conntrack_max, the table size over the last
     minutes, growth and drops per second. Keys: q quit, t read the top sources now.
     """
-    from hostnet.exporter import Targets
     from hostnet.host.netns import entered
+    from hostnet.service.exporter import Targets
     from hostnet.service.watch import Watcher
 
     if netns and all_netns:

@@ -14,12 +14,15 @@ both keep the namespace they were opened in).
 
 from __future__ import annotations
 
+import gzip
 import os
 import queue
+import stat
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -180,28 +183,50 @@ def open_table(root: Root, source: str = "auto", *, threaded: bool = False) -> I
         yield table
 
 
+def _guarded(chunks: Iterator[bytes], path: str) -> Iterator[bytes]:
+    """Read errors (EIO from /proc/self/mem, a damaged .gz) as InputError naming the file."""
+    try:
+        yield from chunks
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        raise InputError(f"{path}: the gzip data is truncated or corrupted") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 @contextmanager
 def open_file(path: str, *, threaded: bool = False) -> Iterator[Table]:
-    """A saved table (/proc copy or ``conntrack -L`` output); ``-`` is standard input."""
+    """A saved table (/proc copy or ``conntrack -L`` output); ``-`` is standard input.
+    Regular files and pipes only: a directory, a device or a socket is refused."""
     if path == "-":
         stdin = sys.stdin.buffer
-        yield Table("stdin", "<stdin>", iter(lambda: stdin.read(CHUNK), b""))
+        yield Table("stdin", "<stdin>", _guarded(iter(lambda: stdin.read(CHUNK), b""), "<stdin>"))
         return
     try:
-        fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file", hint="pass a saved table or '-'") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory", hint="use --root for a tree") from None
     except PermissionError:
         raise PermissionDenied(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from None
     try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{path}: is a directory; --file reads a saved table, "
+                             "--root a tree")
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise InputError(f"{path}: not a regular file or a pipe; --file reads a saved "
+                             "table ('-' for standard input)")
+        os.set_blocking(fd, True)
+        fh: BinaryIO = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
         if path.endswith(".gz"):
-            import gzip
-
             with gzip.open(fh) as gz:
-                yield Table("file", path, iter(lambda: gz.read(CHUNK), b""))
+                yield Table("file", path, _guarded(iter(lambda: gz.read(CHUNK), b""), path))
             return
-        yield Table("file", path, read_chunks(fh.fileno(), threaded=threaded))
-    finally:
-        fh.close()
+        yield Table("file", path, _guarded(read_chunks(fh.fileno(), threaded=threaded), path))

@@ -7,7 +7,7 @@ import stat
 from collections.abc import Sequence
 
 from hostnet.host.root import Root
-from hostnet.sysctl.keys import key_to_path
+from hostnet.model.keys import key_to_path
 
 #: Where modules loaded at boot are listed (modules-load.d(5) plus Debian's /etc/modules).
 MODULES_LOAD_DIRS = (

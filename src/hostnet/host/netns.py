@@ -13,10 +13,28 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hostnet.errors import NamespaceError, PermissionDenied
+from hostnet.errors import NamespaceError, PermissionDenied, UsageError
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
+#: 'ip netns' names are file names in /run/netns: NAME_MAX bytes at most.
+NAME_MAX = 255
+NAME_RULE = "an 'ip netns' name is a file name in /run/netns: 1-255 bytes, no '/', not . or .."
+
+
+def validate_name(name: str) -> None:
+    """Raise UsageError unless ``name`` can be a namespace name (see NAME_RULE)."""
+    if name == "":
+        raise UsageError(f"empty network namespace name ({NAME_RULE})")
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:
+        raise UsageError(f"network namespace name {name!r} is not valid text") from None
+    if size > NAME_MAX:
+        raise UsageError(f"network namespace name {name[:16]!r}... is {size} bytes long "
+                         f"({NAME_RULE})")
+    if "/" in name or "\x00" in name or name in (".", ".."):
+        raise UsageError(f"bad network namespace name {name!r} ({NAME_RULE})")
 
 
 def list_named(run_dir: str = NETNS_RUN_DIR) -> list[str]:
@@ -44,8 +62,7 @@ def entered(name: str | None, run_dir: str = NETNS_RUN_DIR) -> Iterator[None]:
     if name is None:
         yield
         return
-    if "/" in name or name in (".", ".."):
-        raise NamespaceError(f"bad namespace name {name!r}")
+    validate_name(name)
     path = os.path.join(run_dir, name)
     try:
         target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -58,6 +75,10 @@ def entered(name: str | None, run_dir: str = NETNS_RUN_DIR) -> Iterator[None]:
     except PermissionError:
         raise PermissionDenied(
             f"cannot open network namespace {name!r}", hint="run as root to use --netns"
+        ) from None
+    except OSError as exc:
+        raise NamespaceError(
+            f"cannot open network namespace {name!r} in {run_dir}: {exc.strerror or exc}"
         ) from None
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 
 from hostnet.errors import InputError
+from hostnet.model.keys import key_to_path, path_to_key
 from hostnet.model.sysctl import SysctlRead, SysctlState, first_int
-from hostnet.sysctl.keys import key_to_path, path_to_key
 
 #: Where a snapshot keeps the output of commands it ran (see hostnet.host.snapshot).
 COMMANDS_DIR = ".hostnet/commands"
@@ -180,9 +180,6 @@ class Root:
                 continue
             out[name] = None if text is None else text.strip()
         return out
-
-    def module_loaded(self, module: str) -> bool:
-        return self.exists(f"sys/module/{module}")
 
     def net_interfaces(self) -> list[str]:
         return self.listdir("sys/class/net")

@@ -3,10 +3,18 @@
 The archive mirrors the host's paths (proc/sys/..., etc/sysctl.d/...), keeps file modes (so
 read-only keys stay read-only) and stores command output under .hostnet/commands/. Any
 read-only command accepts it back with ``--root FILE.tar.gz``: the same readers then run on it.
+
+``.hostnet/meta.json`` is written last and records the namespace collected, the user, what
+could not be read and how many members come before it, so a truncated archive (no meta.json,
+or fewer members) is refused instead of being analysed as a half-empty host. Archives are
+unpacked member by member (not with ``extractall``, whose ``filter=`` needs Python 3.11.4):
+absolute names, ``..``, links that leave the snapshot and device nodes are refused. An absolute
+symlink target means a path on the collected host, so it is resolved inside the snapshot.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -15,69 +23,20 @@ import socket
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hostnet import __version__
 from hostnet.errors import InputError
 from hostnet.host.root import COMMANDS_DIR, META_FILE, Root
+from hostnet.model.reads import ReadSet
 
-#: Plain files (relative to /) copied when present.
-FILES = (
-    "proc/meminfo",
-    "proc/slabinfo",
-    "proc/net/stat/nf_conntrack",
-    "proc/net/tcp",
-    "proc/net/tcp6",
-    "proc/net/udp",
-    "proc/net/udp6",
-    "proc/net/dev",
-    "sys/devices/system/cpu/online",
-    "sys/devices/system/cpu/possible",
-    "etc/sysctl.conf",
-    "etc/modules",
-    "etc/os-release",
-)
-#: Directories copied recursively when present (config, not logs).
-TREES = (
-    "etc/sysctl.d",
-    "run/sysctl.d",
-    "usr/local/lib/sysctl.d",
-    "usr/lib/sysctl.d",
-    "lib/sysctl.d",
-    "etc/modprobe.d",
-    "etc/modules-load.d",
-    "run/modules-load.d",
-    "usr/lib/modules-load.d",
-    "lib/modules-load.d",
-    "sys/module/nf_conntrack/parameters",
-)
-#: Kernel logs (the doctor scans them); files above LOG_LIMIT are left out and noted.
-LOG_GLOBS = ("kern.log*", "syslog*", "messages*")
+#: Kernel log files above LOG_LIMIT are left out and noted.
 LOG_LIMIT = 256 << 20
-#: Read-only commands whose output the readers use (name -> argv), see Root.command_output.
-COMMANDS: dict[str, list[str]] = {
-    "nft-ruleset.json": ["nft", "-j", "list", "ruleset"],
-    "nft-ruleset.txt": ["nft", "list", "ruleset"],
-    "iptables-save.txt": ["iptables-save"],
-    "ip6tables-save.txt": ["ip6tables-save"],
-    "dmesg": ["dmesg", "--time-format", "iso"],
-    "journalctl-k": [
-        "journalctl",
-        "-k",
-        "-o",
-        "short-iso",
-        "--no-pager",
-        "-q",
-        "--grep",
-        "table full|suppressed",
-    ],
-    "conntrack-S": ["conntrack", "-S"],
-    "ip-link.json": ["ip", "-j", "-d", "link", "show"],
-    "ip-addr.json": ["ip", "-j", "addr", "show"],
-}
 
 
 @dataclass
@@ -93,6 +52,7 @@ class _Writer:
         self.tar = tar
         self.report = report
         self.dirs: set[str] = set()
+        self.members = 0  # tar members written (meta.json records it)
 
     def add_bytes(self, rel: str, data: bytes, mode: int = 0o644) -> None:
         info = tarfile.TarInfo(rel)
@@ -100,6 +60,7 @@ class _Writer:
         info.mode = mode & 0o777
         info.mtime = int(time.time())
         self.tar.addfile(info, io.BytesIO(data))
+        self.members += 1
         self.report.files += 1
         self.report.bytes += len(data)
 
@@ -129,50 +90,64 @@ class _Writer:
                 if full.is_symlink():
                     info = tarfile.TarInfo(sub)
                     info.type = tarfile.SYMTYPE
-                    info.linkname = os.readlink(full)
+                    info.linkname = inside_link(sub, os.readlink(full))
                     self.tar.addfile(info)
+                    self.members += 1
                     continue
                 self.add_file(sub)
 
 
-def collect(out: str, *, netns: str | None = None, table: bool = True) -> CollectReport:
-    """Write a snapshot of this host (optionally read inside ``netns``) to ``out``."""
-    from hostnet.host.commands import run_optional
-    from hostnet.host.netns import entered
+def collect(out: str, reads: ReadSet, *, netns: str | None = None,
+            table: bool = True) -> CollectReport:
+    """Write a snapshot of what ``reads`` names (read inside ``netns``) to ``out``."""
+    from hostnet.host.kernlog import namespace_inodes
+    from hostnet.host.netns import entered, netns_inode, validate_name
 
+    if netns is not None:
+        validate_name(netns)  # before anything is written
     report = CollectReport(out)
     tmp = f"{out}.tmp-{os.getpid()}"
     try:
-        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        tar = tarfile.open(tmp, "w:gz", compresslevel=6)  # noqa: SIM115 - closed by the with
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the snapshot ({exc.strerror or exc})",
+                         hint="pick a writable place with -o") from None
+    try:
+        with tar:
             w = _Writer(tar, report)
             with entered(netns):
+                inode = netns_inode() if netns is not None else None
                 _collect_proc_sys(w)
-                for rel in FILES:
+                for rel in reads.netns_files + reads.host_files:
                     w.add_file(rel)
                 if table:
-                    w.add_file("proc/net/nf_conntrack")
+                    w.add_file(reads.table)
                 _collect_interfaces(w)
-                for name, argv in COMMANDS.items():
-                    output = run_optional(argv, timeout=20)
+                for cmd in reads.netns_commands + reads.host_commands:
+                    output = _run_command(list(cmd.argv), report)
                     if output is not None:
-                        w.add_bytes(f"{COMMANDS_DIR}/{name}", output.encode())
+                        w.add_bytes(f"{COMMANDS_DIR}/{cmd.name}", output.encode())
             seen: set[str] = set()
-            for rel in TREES:
+            for rel in reads.trees:
                 real = os.path.realpath("/" + rel)
                 if real in seen:
                     continue  # /lib -> /usr/lib on merged-/usr systems: keep one copy
                 seen.add(real)
                 w.add_tree(rel)
-            for pattern in LOG_GLOBS:
+            for pattern in reads.log_globs:
                 for path in sorted(Path("/var/log").glob(pattern)):
                     w.add_file(path.relative_to("/").as_posix(), limit=LOG_LIMIT)
             meta = {
+                "format": META_FORMAT,
                 "hostnet": __version__,
                 "hostname": socket.gethostname(),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "netns": netns,
+                "netns_inode": inode,
+                "namespace_names": {str(k): v for k, v in namespace_inodes().items()},
                 "uid": os.geteuid(),
                 "skipped": report.skipped,
+                "members": w.members,
             }
             w.add_bytes(META_FILE, json.dumps(meta, indent=2).encode())
         os.replace(tmp, out)
@@ -181,6 +156,35 @@ def collect(out: str, *, netns: str | None = None, table: bool = True) -> Collec
             os.unlink(tmp)
         raise
     return report
+
+
+def _run_command(argv: list[str], report: CollectReport) -> str | None:
+    """Output of a read-only command; a failure that says why (dmesg under dmesg_restrict,
+    nft without CAP_NET_ADMIN) is recorded as skipped. Missing tools are not."""
+    from hostnet.errors import CommandError
+    from hostnet.host.commands import run
+
+    try:
+        proc = run(argv, timeout=20, check=False)
+    except CommandError as exc:
+        if "not found" not in exc.message:
+            report.skipped.append(exc.message)
+        return None
+    if proc.returncode != 0:
+        err = proc.stderr.strip().splitlines()
+        if err:
+            report.skipped.append(f"{' '.join(argv)}: {err[0]}")
+        return None
+    return proc.stdout
+
+
+def inside_link(rel: str, target: str) -> str:
+    """A symlink target at ``rel`` made relative, so it resolves inside the snapshot (an
+    absolute target names a path on the collected host, not on the one reading it)."""
+    if not target.startswith("/"):
+        return target
+    parent = os.path.dirname(rel) or "."
+    return os.path.relpath(os.path.normpath(target.lstrip("/")) or ".", parent)
 
 
 def _collect_proc_sys(w: _Writer) -> None:
@@ -197,9 +201,12 @@ def _collect_proc_sys(w: _Writer) -> None:
             try:
                 with open(full, "rb") as fh:
                     data = fh.read(1 << 20)
-            except OSError:
-                # write-only or root-only keys: keep the entry (with its mode), no value
-                w.report.skipped.append(f"/{rel} (unreadable)")
+            except OSError as exc:
+                # keep the entry (with its mode), no value; only keys a reader could have
+                # read with more privilege are "skipped" (write-only keys such as
+                # vm/drop_caches have nothing to read, stable_secret answers EIO when unset)
+                if isinstance(exc, PermissionError) and mode & 0o444:
+                    w.report.skipped.append(f"/{rel} (permission denied)")
                 w.add_bytes(rel, b"", mode & ~0o444)
                 continue
             w.add_bytes(rel, data, mode)
@@ -216,34 +223,237 @@ def _collect_interfaces(w: _Writer) -> None:
             w.add_file(f"sys/class/net/{iface}/bridge/stp_state")
 
 
-@contextmanager
-def opened(path: str) -> Iterator[Root]:
-    """A Root over a directory tree or an unpacked snapshot archive (removed afterwards)."""
-    p = Path(path)
-    if p.is_dir():
-        yield Root(p)
-        return
-    if not p.exists():
-        raise InputError(
-            f"{path}: no such file or directory",
-            hint="give --root a directory or a file from 'hostnet collect'",
-        )
+
+
+# -- reading a snapshot back ---------------------------------------------------------------------
+
+#: meta.json "format" written by this version (absent in snapshots of hostnet 0.1.0).
+META_FORMAT = 1
+#: Files every snapshot has: collect always writes them, and nothing can be judged without.
+ESSENTIAL_FILES = ("proc/sys/kernel/osrelease", "proc/meminfo")
+ESSENTIAL_DIRS = ("proc/sys/net",)
+#: A tree without proc/sys may still be linted for its sysctl configuration (lint --system).
+CONFIG_PLACES = ("etc/sysctl.conf", "etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d",
+                 "usr/lib/sysctl.d", "lib/sysctl.d")
+#: What --root accepts (shown in --help and the README).
+ROOT_RULE = (
+    "a .tar.gz from 'hostnet collect', a directory unpacked from one (it has "
+    ".hostnet/meta.json), or a host tree with proc/sys (a fixture tree, a mounted disk)"
+)
+_CORRUPT = "the snapshot archive is truncated or corrupted; collect it again"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """What ``.hostnet/meta.json`` says about a snapshot."""
+
+    netns: str | None = None  # what 'collect --netns' was given
+    uid: int | None = None  # who collected it
+    members: int | None = None  # tar members before meta.json
+    skipped: tuple[str, ...] = ()
+    netns_inode: int | None = None  # that namespace's inode (names 'netns N' log lines)
+    #: Named namespaces by inode when it was collected.
+    namespace_names: tuple[tuple[int, str], ...] = ()
+
+
+def read_meta(root: Root) -> SnapshotMeta | None:
+    """The snapshot's metadata; None for a plain host tree (no meta.json).
+    Raises InputError when meta.json is there but broken."""
     try:
-        tar = tarfile.open(p, "r:*")  # noqa: SIM115 - closed by the with below
-    except (tarfile.TarError, OSError) as exc:
-        raise InputError(
-            f"{path}: not a snapshot archive ({exc})",
-            hint="make one with 'hostnet collect -o FILE.tar.gz'",
-        ) from None
-    tmp = tempfile.mkdtemp(prefix="hostnet-root-")
+        text = root.read_text(META_FILE)
+    except OSError as exc:
+        raise InputError(f"{root.path / META_FILE}: cannot read ({exc.strerror})") from None
+    if text is None:
+        return None
+    where = root.path / META_FILE
+    try:
+        doc: Any = json.loads(text)
+    except ValueError:
+        raise InputError(f"{where}: not valid JSON; the snapshot is damaged") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("hostnet"), str):
+        raise InputError(f"{where}: not a hostnet snapshot's metadata (no 'hostnet' version)")
+
+    def get(key: str, kind: type) -> Any:
+        value = doc.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise InputError(f"{where}: {key!r} should be {kind.__name__}, not {value!r}")
+        return value
+
+    names = get("namespace_names", dict) or {}
+    return SnapshotMeta(netns=get("netns", str), uid=get("uid", int),
+                        members=get("members", int),
+                        skipped=tuple(str(s) for s in get("skipped", list) or []),
+                        netns_inode=get("netns_inode", int),
+                        namespace_names=tuple(sorted((int(k), str(v)) for k, v in names.items()
+                                                     if str(k).isdigit())))
+
+
+def check_tree(root: Root, shown: str, *, config_only: bool = False) -> SnapshotMeta | None:
+    """Refuse what is neither a snapshot nor a host tree (see ROOT_RULE); the snapshot's
+    metadata, or None for a host tree. ``config_only`` also accepts a tree that holds only
+    sysctl configuration (lint --system reads nothing else)."""
+    meta = read_meta(root)
+    if meta is not None:
+        missing = [rel for rel in ESSENTIAL_FILES if not root.file(rel).is_file()]
+        missing += [rel + "/" for rel in ESSENTIAL_DIRS if not root.file(rel).is_dir()]
+        if missing:
+            raise InputError(f"{shown}: incomplete snapshot, missing {', '.join(missing)}; "
+                             "collect it again")
+        return meta
+    if root.file("proc/sys").is_dir():
+        return None
+    if config_only and any(root.exists(rel) for rel in CONFIG_PLACES):
+        return None
+    raise InputError(f"{shown}: not a host tree or a snapshot (no proc/sys, no "
+                     f"{META_FILE}); --root takes {ROOT_RULE}")
+
+
+def _member_path(member: tarfile.TarInfo) -> str | None:
+    """The member's path relative to the snapshot, or None for the top directory itself.
+    Raises InputError for names that would land outside."""
+    name = member.name
+    if name.startswith("/") or "\x00" in name:
+        raise InputError(f"refused: member {name!r} has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InputError(f"refused: member {name!r} climbs out with '..'")
+    return "/".join(parts) or None
+
+
+def _inside(base: str, path: str) -> bool:
+    return os.path.commonpath([base, path]) == base
+
+
+def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str) -> None:
+    src = tar.extractfile(member)
+    if src is None:  # pragma: no cover - isreg() members always have data
+        return
+    if os.path.lexists(dest):
+        os.unlink(dest)  # a later copy of the same member wins, as with tar
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "wb") as out, src:
+        shutil.copyfileobj(src, out, 1 << 20)
+    os.chmod(dest, member.mode & 0o777)  # no setuid/setgid/sticky from an archive
+
+
+def unpack(path: str, dest: str) -> int:
+    """Unpack the archive ``path`` into the empty directory ``dest`` safely (see the module
+    docstring); the number of members before meta.json. Raises InputError."""
+    base = os.path.realpath(dest)
+    links: list[tuple[tarfile.TarInfo, str]] = []
+    dirs: list[tuple[str, int]] = []
+    members = 0
+    current = ""
+    try:
+        tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile):
+        raise InputError(f"{path}: not a snapshot (neither a directory nor a .tar.gz written "
+                         "by 'hostnet collect')") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         with tar:
-            try:
-                # "tar" keeps file modes (read-only keys stay read-only) and still refuses
-                # absolute paths and members outside the target directory
-                tar.extractall(tmp, filter="tar")
-            except (tarfile.TarError, OSError) as exc:
-                raise InputError(f"{path}: cannot unpack ({exc})") from None
-        yield Root(tmp)
+            for member in tar:
+                current = member.name
+                try:
+                    rel = _member_path(member)
+                except InputError as exc:
+                    raise InputError(f"{path}: {exc.message}") from None
+                if rel is None:
+                    continue
+                if rel != META_FILE:
+                    members += 1
+                target = os.path.join(base, rel)
+                if member.isdir():
+                    os.makedirs(target, 0o700, exist_ok=True)
+                    dirs.append((target, member.mode & 0o777))
+                    continue
+                if member.issym() or member.islnk():
+                    links.append((member, rel))
+                    continue
+                if not member.isreg():
+                    kind = ("a device node" if member.ischr() or member.isblk() else
+                            "a FIFO" if member.isfifo() else "not a regular file")
+                    raise InputError(f"{path}: refused: member {member.name!r} is {kind}")
+                os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
+                _write_file(tar, member, target)
+            # a damaged header ends tarfile's loop quietly: read the stream to its end so
+            # gzip checks its CRC and length (a corrupt or cut archive raises here)
+            assert tar.fileobj is not None
+            while tar.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile):
+        raise InputError(f"{path}: {_CORRUPT}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot unpack member {current!r}: "
+                         f"{exc.strerror or exc}") from None
+    # links last: no file is ever written through one, and each must resolve inside
+    for member, rel in links:
+        try:
+            _make_link(path, base, member, rel)
+        except OSError as exc:  # e.g. a link over a directory of the same name
+            raise InputError(f"{path}: refused: member {member.name!r}: "
+                             f"{exc.strerror or exc}") from None
+    for target, mode in reversed(dirs):
+        os.chmod(target, mode | 0o700)  # keep it removable
+    return members
+
+
+def _make_link(path: str, base: str, member: tarfile.TarInfo, rel: str) -> None:
+    where = os.path.join(base, rel)
+    parent = os.path.dirname(where)
+    os.makedirs(parent, 0o700, exist_ok=True)
+    if not _inside(base, os.path.realpath(parent)):
+        raise InputError(f"{path}: refused: member {member.name!r} lies behind a link that "
+                         "points outside the snapshot")
+    if os.path.lexists(where):
+        os.unlink(where)
+    if member.islnk():  # a hard link names another member
+        try:
+            other = _member_path(tarfile.TarInfo(member.linkname))
+        except InputError:
+            other = None
+        source = os.path.realpath(os.path.join(base, other)) if other else ""
+        if not other or not _inside(base, source) or not os.path.isfile(source):
+            raise InputError(f"{path}: refused: hard link {member.name!r} -> "
+                             f"{member.linkname!r} points outside the snapshot")
+        os.link(source, where, follow_symlinks=False)
+        return
+    os.symlink(inside_link(rel, member.linkname), where)
+    if not _inside(base, os.path.realpath(where)):
+        os.unlink(where)
+        raise InputError(f"{path}: refused: link {member.name!r} -> {member.linkname!r} "
+                         "points outside the snapshot")
+
+
+@contextmanager
+def opened(path: str, *, config_only: bool = False) -> Iterator[Root]:
+    """A Root over a host tree, an unpacked snapshot or a snapshot archive (unpacked into a
+    temporary directory, removed afterwards). Refuses what is none of these (check_tree)."""
+    p = Path(path)
+    if p.is_dir():
+        root = Root(p)
+        check_tree(root, path, config_only=config_only)
+        yield root
+        return
+    if not p.exists():
+        raise InputError(f"{path}: no such file or directory; --root takes {ROOT_RULE}")
+    if not p.is_file():
+        raise InputError(f"{path}: not a regular file or a directory; --root takes {ROOT_RULE}")
+    tmp = tempfile.mkdtemp(prefix="hostnet-root-")
+    try:
+        members = unpack(path, tmp)
+        root = Root(tmp)
+        meta = read_meta(root)
+        if meta is None:
+            raise InputError(f"{path}: not a hostnet snapshot ({META_FILE} is missing: the "
+                             "archive is truncated or was not written by 'hostnet collect')")
+        if meta.members is not None and meta.members != members:
+            raise InputError(f"{path}: incomplete snapshot: {META_FILE} lists {meta.members} "
+                             f"members, the archive holds {members}; collect it again")
+        check_tree(root, path)
+        yield root
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+

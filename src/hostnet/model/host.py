@@ -102,6 +102,11 @@ class NetnsState:
         return self.name or self.snapshot_of or INITIAL
 
     @property
+    def netns(self) -> str | None:
+        """The namespace's name when it is not the initial one (live or snapshot)."""
+        return self.name or self.snapshot_of
+
+    @property
     def is_child(self) -> bool:
         return self.name is not None or self.snapshot_of is not None
 

@@ -21,10 +21,12 @@ from hostnet.model.conntrack import (
     ConntrackStats,
     Reading,
     counter_rates,
+    merge_peak,
 )
 from hostnet.model.firewall import Ruleset
 from hostnet.model.host import ConntrackView, NetnsState
 from hostnet.model.net import Family, Interface, Listener, Network, Route
+from hostnet.model.reads import Command
 from hostnet.model.sysctl import SysctlRead, SysctlState
 from hostnet.observe import registry as reg
 from hostnet.observe.parse_net import (
@@ -33,6 +35,7 @@ from hostnet.observe.parse_net import (
     parse_ipv6_route,
     parse_proc_net_sockets,
     parse_proc_route,
+    parse_snmp_forwarded,
 )
 from hostnet.observe.parse_rules import merge, parse_iptables_save, parse_nft_json
 
@@ -64,7 +67,7 @@ class _Notes:
             self.items.append(text)
 
 
-def command(root: Root, cmd: reg.Command, timeout: float = 10.0) -> str | None:
+def command(root: Root, cmd: Command, timeout: float = 10.0) -> str | None:
     """A registry command's output (live: run it; snapshot: what collect stored)."""
     out = root.command_output(cmd.name, list(cmd.argv), timeout=timeout)
     if out is None and not root.is_live:
@@ -148,8 +151,13 @@ def _network(root: Root) -> Network:
         v6 = None
     if v6 is not None:
         routes.extend(parse_ipv6_route(v6))
+    try:
+        snmp = root.read_text("proc/net/snmp")
+    except PermissionError:
+        snmp = None
     return Network(interfaces=tuple(interfaces), routes=tuple(routes), source=source,
-                   routes_known=known, ipv6_routes_known=v6 is not None)
+                   routes_known=known, ipv6_routes_known=v6 is not None,
+                   forwarded=parse_snmp_forwarded(snmp) if snmp is not None else None)
 
 
 def _listeners(root: Root, notes: _Notes) -> tuple[Listener, ...]:
@@ -232,7 +240,7 @@ def _conntrack(root: Root, sysctl: dict[str, SysctlRead], name: str | None, want
     peak = count or 0
     age: float | None = None
     if want.history_dir is not None and stats is not None:
-        from hostnet.state import history
+        from hostnet.host import history
 
         previous = history.load(want.history_dir, name, inode)
         now = Reading(time=time.time(), count=count or 0, counters=dict(stats.counters),
@@ -242,7 +250,7 @@ def _conntrack(root: Root, sysctl: dict[str, SysctlRead], name: str | None, want
             if rates is None and now.time > previous.time:
                 rates = counter_rates(previous.counters, now.counters, now.time - previous.time)
                 rate_seconds, rate_source = now.time - previous.time, "previous run"
-        now = history.merge(previous, now)
+        now = merge_peak(previous, now)
         peak = now.peak
     return ConntrackView(
         count=count, max=limit, buckets=buckets, stats=stats, stats_source=source,

@@ -77,10 +77,14 @@ def parse_ip_addr_json(text: str) -> list[Interface]:
         addrs = tuple(a for a in (_address(e) for e in link.get("addr_info") or []
                                   if isinstance(e, dict)) if a is not None)
         flags = link.get("flags") or []
+        info = link.get("linkinfo") if isinstance(link.get("linkinfo"), dict) else {}
+        port = info.get("info_slave_kind") if info else None
         out.append(Interface(
             name=str(name), kind=_kind(link), master=link.get("master"),
             state=str(link.get("operstate", "unknown")).lower(),
-            admin_up="UP" in flags, addresses=addrs))
+            admin_up="UP" in flags, addresses=addrs,
+            addresses_known="addr_info" in link,
+            port_kind=str(port) if port else None))
     return out
 
 
@@ -90,8 +94,21 @@ def _network(text: str, family: Family) -> ipaddress.IPv4Network | ipaddress.IPv
     return ipaddress.ip_network(text, strict=False)
 
 
+def _route_family(r: dict[str, Any]) -> Family:
+    gateways = [r.get("gateway"), *(h.get("gateway") for h in r.get("nexthops") or []
+                                    if isinstance(h, dict))]
+    if "pref" in r or ":" in str(r.get("dst")) or any(":" in str(g) for g in gateways if g):
+        return Family.IPV6
+    return Family.IPV4
+
+
 def parse_ip_route_json(text: str, family: Family = Family.IPV4) -> list[Route]:
-    """``ip -j route show table all``. ValueError when it is not JSON."""
+    """``ip -j route show table all``. ValueError when it is not JSON.
+
+    Without ``-4`` that listing also holds the IPv6 routes (every table): they carry a
+    ``pref`` key, an IPv6 destination or an IPv6 gateway, and only the routes of ``family``
+    are kept (``default`` alone does not tell the family).
+    """
     doc = json.loads(text)
     if not isinstance(doc, list):
         raise ValueError("not a list of routes")
@@ -99,16 +116,25 @@ def parse_ip_route_json(text: str, family: Family = Family.IPV4) -> list[Route]:
     for r in doc:
         if not isinstance(r, dict) or "dst" not in r:
             continue
-        try:
-            dst = _network(str(r["dst"]), family)
-            gw: IPAddress | None = (ipaddress.ip_address(str(r["gateway"]))
-                                    if r.get("gateway") else None)
-        except ValueError:
+        if _route_family(r) is not family:
             continue
-        out.append(Route(family=family, destination=dst, device=r.get("dev"), gateway=gw,
-                         table=str(r.get("table", "main")), protocol=str(r.get("protocol",
-                                                                               "boot")),
-                         type=str(r.get("type", "unicast")), metric=int(r.get("metric", 0))))
+        # a multipath route lists its next hops (``nexthops``): one Route per hop, so each
+        # device that carries the destination is seen
+        hops = [h for h in r.get("nexthops") or [] if isinstance(h, dict)] or [r]
+        for hop in hops:
+            try:
+                dst = _network(str(r["dst"]), family)
+                gw: IPAddress | None = (ipaddress.ip_address(str(hop["gateway"]))
+                                        if hop.get("gateway") else None)
+                metric = int(r.get("metric", 0))
+            except (ValueError, TypeError):
+                continue
+            dev = hop.get("dev")
+            out.append(Route(family=family, destination=dst,
+                             device=str(dev) if dev else None, gateway=gw,
+                             table=str(r.get("table", "main")),
+                             protocol=str(r.get("protocol", "boot")),
+                             type=str(r.get("type", "unicast")), metric=metric))
     return out
 
 
@@ -152,3 +178,15 @@ def parse_ipv6_route(text: str) -> list[Route]:
                          type="unreachable" if flags & RTF_REJECT else "unicast",
                          metric=int(p[5], 16)))
     return out
+
+
+def parse_snmp_forwarded(text: str) -> int | None:
+    """``Ip: ForwDatagrams`` from /proc/net/snmp (a header line, then a value line)."""
+    lines = [ln.split() for ln in text.splitlines() if ln.startswith("Ip:")]
+    if len(lines) < 2:
+        return None
+    header, values = lines[0], lines[1]
+    try:
+        return int(values[header.index("ForwDatagrams")])
+    except (ValueError, IndexError):
+        return None

@@ -26,12 +26,73 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
             yield from _walk(item)
 
 
-def _targets(value: Any) -> tuple[str, ...]:
-    if isinstance(value, dict):
-        addr = value.get("addr")
-        if isinstance(addr, str):
-            return (addr,)
+Maps = dict[str, list[Any]]
+
+
+def _addr_forms(addr: Any, maps: Maps | None = None) -> list[str] | None:
+    """The addresses an nft JSON ``addr`` names: ``"192.0.2.1"``, ``{"range": [a, b]}`` ->
+    ``"a-b"``, ``{"prefix": {"addr": a, "len": n}}`` -> ``"a/n"``, an anonymous map with
+    literal data -> each address. None when the expression is not literal (a named map,
+    a variable the JSON kept, a concatenation): the target is not known. ``maps``: the
+    elements of the table's named maps, so ``dnat to tcp dport map @ports`` is read too."""
+    if isinstance(addr, str):
+        return None if addr.startswith(("@", "$")) else [addr]
+    if not isinstance(addr, dict):
+        return None
+    if isinstance(addr.get("range"), list) and len(addr["range"]) == 2 and all(
+            isinstance(x, str) for x in addr["range"]):
+        return [f"{addr['range'][0]}-{addr['range'][1]}"]
+    prefix = addr.get("prefix")
+    if isinstance(prefix, dict) and isinstance(prefix.get("addr"), str):
+        return [f"{prefix['addr']}/{prefix.get('len', 32)}"]
+    mapping = addr.get("map")
+    if isinstance(mapping, dict):
+        data = mapping.get("data")
+        elems = data.get("set") if isinstance(data, dict) else None
+        if isinstance(data, str) and data.startswith("@") and maps is not None:
+            elems = maps.get(data[1:])
+        if not isinstance(elems, list) or not elems:
+            return None
+        out: list[str] = []
+        for elem in elems:
+            value = elem[1] if isinstance(elem, list) and len(elem) == 2 else None
+            got = _addr_forms(value, maps)
+            if got is None:
+                return None
+            out.extend(got)
+        return out
+    return None
+
+
+def _targets(value: Any, maps: Maps | None = None) -> tuple[str, ...]:
+    """DNAT/SNAT target addresses of an nft NAT statement; () when not named or not literal."""
+    if isinstance(value, dict) and "addr" in value:
+        return tuple(dict.fromkeys(_addr_forms(value["addr"], maps) or []))
     return ()
+
+
+def _named_maps(items: list[Any]) -> dict[tuple[str, str], Maps]:
+    """(family, table) -> map name -> elements ([key, data] pairs) of the named maps."""
+    out: dict[tuple[str, str], Maps] = {}
+    for item in items:
+        m = item.get("map") if isinstance(item, dict) else None
+        if isinstance(m, dict) and isinstance(m.get("elem"), list):
+            out.setdefault((str(m.get("family")), str(m.get("table"))), {})[
+                str(m.get("name"))] = m["elem"]
+    return out
+
+
+def iptables_to(spec: str) -> str | None:
+    """The address part of ``--to-destination``/``--to-source``: ``192.0.2.10:80`` ->
+    ``192.0.2.10``, ``192.0.2.10-192.0.2.20:80-90`` -> ``192.0.2.10-192.0.2.20``,
+    ``[2001:db8::1]:80`` -> ``2001:db8::1``; None when only a port is given (``:8080``)."""
+    if spec.startswith("["):
+        end = spec.find("]")
+        return spec[1:end] if end > 1 else None
+    if spec.count(":") > 1:  # a bare IPv6 address (ip6tables without a port)
+        return spec
+    addr = spec.split(":", 1)[0]
+    return addr or None
 
 
 def parse_nft_json(text: str) -> Ruleset:
@@ -46,6 +107,7 @@ def parse_nft_json(text: str) -> Ruleset:
             chains[ident] = {"chain": chain, "rules": 0, "verdicts": set()}
     nat: list[NatRule] = []
     uses_ct = False
+    maps = _named_maps(items)
     for item in items:
         rule = item.get("rule") if isinstance(item, dict) else None
         if not isinstance(rule, dict):
@@ -71,7 +133,7 @@ def parse_nft_json(text: str) -> Ruleset:
                 if hook is None and chain.upper() in _HOOK_CHAINS:
                     hook = chain.lower()
                 nat.append(NatRule(kind, fam, table, chain, str(hook) if hook else None, "nft",
-                                   _targets(value)))
+                                   _targets(value, maps.get((fam, table)))))
     base_chains = []
     for (fam, table, name), info in chains.items():
         c = info["chain"]
@@ -120,10 +182,11 @@ def parse_iptables_save(text: str, family: str = "ipv4",
         kind = _XT_TARGETS.get(target.upper()) if table == "nat" else None
         if kind:
             hook = chain.lower() if chain in _HOOK_CHAINS else None
-            to = parts[parts.index("--to-destination") + 1] if "--to-destination" in parts else (
-                parts[parts.index("--to-source") + 1] if "--to-source" in parts else None)
+            option = "--to-destination" if kind == "dnat" else "--to-source"
+            specs = [parts[i + 1] for i, p in enumerate(parts[:-1]) if p == option]
+            targets = [iptables_to(spec) for spec in specs]
             nat.append(NatRule(kind, family, "nat", chain, hook, "iptables-save",
-                               (to.split(":")[0],) if to else ()))
+                               tuple(t for t in targets if t) if all(targets) else ()))
     chains = []
     for (tbl, chain), policy in policies.items():
         prio = _IPT_NAT_PRIORITY.get(chain, -100) if tbl == "nat" else _IPT_PRIORITY.get(tbl, 0)

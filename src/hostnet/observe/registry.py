@@ -7,19 +7,9 @@ when a reader asks for a file or command that is not declared here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A read-only command; ``name`` is where a snapshot keeps its output."""
-
-    name: str
-    argv: tuple[str, ...]
-    #: Snapshot names older hostnet versions used for the same data (read, never written).
-    legacy: tuple[str, ...] = ()
-
+from hostnet.model.reads import Command, ReadSet
 
 NFT_RULESET = Command("nft-ruleset.json", ("nft", "-j", "list", "ruleset"))
 NFT_RULESET_TEXT = Command("nft-ruleset.txt", ("nft", "list", "ruleset"))
@@ -48,6 +38,7 @@ NETNS_FILES: tuple[str, ...] = (
     "proc/net/route",
     "proc/net/ipv6_route",
     "proc/net/dev",
+    "proc/net/snmp",
 )
 #: Files about the machine.
 HOST_FILES: tuple[str, ...] = (
@@ -144,9 +135,6 @@ def scalar_keys() -> tuple[str, ...]:
     return tuple(sorted(keys))
 
 
-def commands() -> tuple[Command, ...]:
-    return NETNS_COMMANDS + HOST_COMMANDS
-
-
-def files() -> tuple[str, ...]:
-    return NETNS_FILES + HOST_FILES
+READS = ReadSet(netns_files=NETNS_FILES, host_files=HOST_FILES, trees=TREES,
+                netns_commands=NETNS_COMMANDS, host_commands=HOST_COMMANDS,
+                log_globs=LOG_GLOBS, table=CONNTRACK_TABLE)

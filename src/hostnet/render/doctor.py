@@ -5,15 +5,11 @@ Pure: report in, string out. Colour comes from rich only when asked for (a termi
 
 from __future__ import annotations
 
-from typing import Any
-
 from hostnet.checks.runner import AREAS, DoctorReport, NamespaceReport, area
 from hostnet.findings import Finding, Severity, summary, worst
 from hostnet.model.conntrack import USAGE_CRITICAL, USAGE_WARNING
 
 NAGIOS_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
-#: Nagios thresholds in percent, from the one place the usage thresholds live.
-USAGE_WARN, USAGE_CRIT = round(USAGE_WARNING * 100), round(USAGE_CRITICAL * 100)
 _TAG = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN ", Severity.INFO: "info "}
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "cyan"}
 
@@ -77,7 +73,8 @@ def render_text(report: DoctorReport, *, colour: bool = False, verbose: bool = T
         lines.append(("", None))
         if report.several:
             lines.append((f"== namespace {ns.label}: {_counts(ns.findings)}", "bold"))
-        lines.append((_role_line(ns), "dim"))
+        if ns.readable:  # no role guessed from nothing
+            lines.append((_role_line(ns), "dim"))
         if not ns.findings:
             lines.append(("  nothing to report", None))
         for name, items in _section_order(ns.findings):
@@ -108,23 +105,38 @@ def render_text(report: DoctorReport, *, colour: bool = False, verbose: bool = T
     return cap.get()
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def perf_label(label: str) -> str:
+    """A perfdata label quoted as the Nagios plugin guidelines say: in single quotes, a quote
+    inside doubled; '=' (never allowed in a label) and control characters become '_'."""
+    clean = "".join("_" if ch == "=" or ord(ch) < 32 else ch for ch in label)
+    return "'" + clean.replace("'", "''") + "'"
 
 
 def _perfdata(ns: NamespaceReport, prefix: str) -> list[str]:
     out: list[str] = []
-    usage, count, limit = (_num(ns.facts.get(k)) for k in
-                           ("conntrack_usage", "conntrack_count", "conntrack_max"))
-    drops = _num(ns.facts.get("conntrack_drop"))
+    ct = ns.conntrack
+    if ct is None:
+        return out
+    usage, drops = ct.usage, ct.counter("drop")
     if usage is not None:
-        out.append(f"{prefix}conntrack_usage={usage * 100:.1f}%;{USAGE_WARN};{USAGE_CRIT};0;100")
-    if count is not None:
-        out.append(f"{prefix}conntrack_entries={int(count)};;;0;"
-                   f"{int(limit) if limit is not None else ''}")
+        out.append(f"{perf_label(prefix + 'conntrack_usage')}={usage * 100:.1f}%;"
+                   f"{USAGE_WARNING * 100:g};{USAGE_CRITICAL * 100:g};0;100")
+    if ct.count is not None:
+        out.append(f"{perf_label(prefix + 'conntrack_entries')}={ct.count};;;0;"
+                   f"{ct.max if ct.max is not None else ''}")
     if drops is not None:
-        out.append(f"{prefix}drops={int(drops)}c")
+        out.append(f"{perf_label(prefix + 'drops')}={drops}c")
     return out
+
+
+def _plain(text: str) -> str:
+    """Status text on one line without '|' (which starts the perfdata)."""
+    return " ".join(text.replace("|", "/").split())
+
+
+def nagios_unknown(message: str) -> tuple[int, str]:
+    """(3, line) for a run that could not check anything: bad options, unreadable input."""
+    return 3, f"HOSTNET UNKNOWN - {_plain(message)}"
 
 
 def nagios(report: DoctorReport) -> tuple[int, str]:
@@ -143,7 +155,12 @@ def nagios(report: DoctorReport) -> tuple[int, str]:
     perf: list[str] = []
     for ns in report.namespaces:
         perf.extend(_perfdata(ns, f"{ns.label}_" if report.several else ""))
-    line = f"HOSTNET {NAGIOS_STATES[state]} - {text}"
+    if report.skipped:
+        n = len(report.skipped)
+        text += (f"; {n} namespace{'s' if n != 1 else ''} skipped (not checked: "
+                 f"{', '.join(report.skipped[:3])}{', ...' if n > 3 else ''})")
+        perf.append(f"{perf_label('namespaces_skipped')}={n}")
+    line = f"HOSTNET {NAGIOS_STATES[state]} - {_plain(text)}"
     if perf:
         line += " | " + " ".join(perf)
-    return state, line.replace("\n", " ")
+    return state, line

@@ -12,7 +12,7 @@ from pathlib import Path
 from hostnet.checks.runner import DEFAULT_MODULES, DoctorReport, evaluate
 from hostnet.host.root import Root
 from hostnet.model.host import HostState
-from hostnet.observe import Want, observe
+from hostnet.observe.host import Want, observe
 
 
 def keep_history(host: HostState, state_dir: Path) -> list[str]:

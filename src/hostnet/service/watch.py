@@ -19,11 +19,11 @@ from hostnet.checks.conntrack_table import evaluate_table
 from hostnet.conntrack.sampler import Sampler
 from hostnet.conntrack.top import Top
 from hostnet.errors import HostnetError
-from hostnet.exporter import Targets, sample_namespace
 from hostnet.findings import Finding
 from hostnet.model.conntrack import ConntrackStats, Reading
 from hostnet.model.host import ConntrackView, KernelInfo
 from hostnet.render.watch import NamespaceView, TopView, WatchView
+from hostnet.service.exporter import Targets, sample_namespace
 
 TOP_EVERY = 10.0
 TOP_LIMIT = 5
@@ -53,7 +53,7 @@ class Watcher:
     def __post_init__(self) -> None:
         if self.kernel is None:
             from hostnet.host.root import Root
-            from hostnet.observe import observe_kernel
+            from hostnet.observe.host import observe_kernel
 
             self.kernel = observe_kernel(Root("/"))
 

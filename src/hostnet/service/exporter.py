@@ -18,7 +18,9 @@ Metric families:
   CPUs, renamed columns under their current names: ``clashres`` -> ``clash_resolve``,
   ``chainlength`` -> ``chaintoolong``), ``hostnet_conntrack_limit`` (global),
   ``hostnet_findings{severity}`` (doctor's cheap checks), ``hostnet_kernel_log_table_full_
-  events_total`` and ``hostnet_scrape_duration_seconds``.
+  events_total``, ``hostnet_namespaces_skipped`` (named namespaces this scrape could not
+  enter: without CAP_SYS_ADMIN the exporter serves what it can read and counts the rest) and
+  ``hostnet_scrape_duration_seconds``.
 
 Threads: prometheus_client answers each scrape in a server thread. ``setns`` moves only the
 calling thread, and ``/proc/net`` is a link to ``/proc/self/net``, which shows the namespace
@@ -31,6 +33,7 @@ scrapes only read the cached result.
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -108,13 +111,17 @@ def read_sample(root: Root, netns: str | None = None) -> TableSample:
                    netns=netns)
 
 
-def sample_namespace(name: str | None) -> TableSample | None:
-    """Enter ``name`` (None: stay) and read it; None when the namespace is gone."""
+def _sample(name: str | None) -> TableSample:
     from hostnet.host.netns import entered
 
+    with entered(name):
+        return read_sample(Root("/"), name)
+
+
+def sample_namespace(name: str | None) -> TableSample | None:
+    """Enter ``name`` (None: stay) and read it; None when the namespace is gone."""
     try:
-        with entered(name):
-            return read_sample(Root("/"), name)
+        return _sample(name)
     except NamespaceError:
         return None
 
@@ -136,14 +143,34 @@ class Targets:
         return out
 
 
-def sample_all(targets: Targets) -> list[TableSample]:
-    """Read every target namespace; namespaces that vanished are left out."""
-    out: list[TableSample] = []
+@dataclass
+class Scrape:
+    """One reading of every target: the samples, and the namespaces that could not be read
+    (not entered for lack of CAP_SYS_ADMIN, or failing otherwise; vanished ones are neither)."""
+
+    samples: list[TableSample] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_targets(targets: Targets) -> Scrape:
+    """Read every target namespace; never raises for one namespace's trouble."""
+    from hostnet.host.netns import NETNS_RUN_DIR
+
+    out = Scrape()
     for name in targets.resolve():
-        got = sample_namespace(name)
-        if got is not None:
-            out.append(got)
+        try:
+            out.samples.append(_sample(name))
+        except NamespaceError:
+            if name is not None and os.path.lexists(os.path.join(NETNS_RUN_DIR, name)):
+                out.skipped.append(name)  # there, but not enterable
+        except (HostnetError, OSError):  # PermissionDenied: no CAP_SYS_ADMIN for setns
+            out.skipped.append(name or INITIAL)
     return out
+
+
+def sample_all(targets: Targets) -> list[TableSample]:
+    """Read every target namespace; namespaces that vanished or cannot be read are left out."""
+    return read_targets(targets).samples
 
 
 # -- adapters to the doctor and the kernel log (slow; refreshed off the scrape path) ----------
@@ -162,7 +189,7 @@ def doctor_summary(netns: Sequence[str | None]) -> dict[str, int]:
 
 def log_table_full_events() -> int:
     """'table full' lines the kernel ring buffer and journal hold (all namespaces)."""
-    from hostnet.host.kernlog import scan_all
+    from hostnet.observe.kernlog import scan_all
 
     return scan_all(Root("/"), files=False).table_full
 
@@ -218,6 +245,7 @@ def families(
     findings: dict[str, int] | None = None,
     log_events: int | None = None,
     duration: float | None = None,
+    skipped: int | None = None,
 ) -> list[Any]:
     """The metric families of one scrape."""
     from prometheus_client.core import (
@@ -281,6 +309,11 @@ def families(
             "'nf_conntrack: table full' lines in the kernel ring buffer and journal (a lower "
             "bound: the kernel rate-limits them; count drops with the drop counter).",
             value=log_events))
+    if skipped is not None:
+        out.append(GaugeMetricFamily(
+            "hostnet_namespaces_skipped",
+            "Namespaces this scrape could not read (entering a named one needs CAP_SYS_ADMIN); "
+            "their hostnet_conntrack_* series are missing.", value=skipped))
     if duration is not None:
         out.append(GaugeMetricFamily(
             "hostnet_scrape_duration_seconds",
@@ -304,11 +337,12 @@ class HostnetCollector:
 
     def collect(self) -> Iterator[Any]:
         start = time.perf_counter()
-        samples = sample_all(self.targets)
+        scrape = read_targets(self.targets)
         found, log_events = self.cache.snapshot() if self.cache else (None, None)
         yield from families(
-            samples, node_metrics=self.node_metrics, findings=found, log_events=log_events,
-            duration=time.perf_counter() - start,
+            scrape.samples, node_metrics=self.node_metrics, findings=found,
+            log_events=log_events, duration=time.perf_counter() - start,
+            skipped=len(scrape.skipped),
         )
 
 
