@@ -151,7 +151,7 @@ def entries(ns: Netns, *args: str) -> int:
     return sum(1 for line in out.splitlines() if "src=" in line)
 
 
-def test_no_notrack_on_a_nat_router_full_of_lan_dns(netns: Factory) -> None:
+def test_CT110_no_notrack_on_a_nat_router_full_of_lan_dns(netns: Factory) -> None:
     lan, router, inet = netns("ct-lan"), netns("ct-rtr"), netns("ct-inet")
     link(lan, router, "192.0.2.10/24", "192.0.2.1/24", name_a="eth0", name_b="lan0")
     link(router, inet, "198.51.100.1/24", "198.51.100.53/24", name_a="wan0", name_b="eth0")
@@ -168,7 +168,7 @@ def test_no_notrack_on_a_nat_router_full_of_lan_dns(netns: Factory) -> None:
     assert py(lan, QUERIES, "198.51.100.53", "20") == "20"
 
 
-def test_doctor_on_a_full_nat_router_of_dns_flows_proposes_no_notrack(netns: Factory,
+def test_CT110_doctor_on_a_full_nat_router_proposes_no_notrack(netns: Factory,
                                                                     tmp_path: Path) -> None:
     """The same through ``hostnet doctor --netns``: the router's table 80 % full of
     masqueraded LAN DNS flows (loaded with ``conntrack -R``, reply tuple rewritten to the
@@ -205,7 +205,7 @@ def test_doctor_on_a_full_nat_router_of_dns_flows_proposes_no_notrack(netns: Fac
     assert "CT110" not in found and "CT109" not in found
 
 
-def test_notrack_proposed_for_a_dns_server_works(netns: Factory) -> None:
+def test_CT110_notrack_proposed_for_a_dns_server_works(netns: Factory) -> None:
     server, client = netns("ct-dns"), netns("ct-cli")
     link(server, client, "203.0.113.10/24", "203.0.113.20/24")
     enable_tracking(server)
@@ -224,7 +224,7 @@ def test_notrack_proposed_for_a_dns_server_works(netns: Factory) -> None:
     assert "CT110" not in after
 
 
-def test_flood_limit_spares_established_clients(netns: Factory) -> None:
+def test_CT109_flood_limit_spares_established_clients(netns: Factory) -> None:
     server, clients, attacker = netns("ct-srv"), netns("ct-cl"), netns("ct-atk")
     link(server, clients, "198.51.100.10/24", "198.51.100.21/24")
     clients.run(["ip", "addr", "add", "198.51.100.22/24", "dev", "veth0"])
@@ -269,7 +269,7 @@ def test_flood_limit_spares_established_clients(netns: Factory) -> None:
     conn.stdin.close()
 
 
-def test_flood_snippet_for_both_families_passes_nft_check(netns: Factory) -> None:
+def test_CT109_flood_snippet_for_both_families_passes_nft_check(netns: Factory) -> None:
     from hostnet.checks.conntrack_composition import flood_snippet
 
     ns = netns("ct-nftc")
