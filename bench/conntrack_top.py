@@ -16,9 +16,12 @@ What it does (as root):
      hostnet conntrack top --by src --netns NS --source netlink
      hostnet conntrack top --by dst,dport / --by proto,state / --proto tcp --assured --src NET
      the library with and without its reader thread (one core vs two)
+     the doctor's table composition (library), also from another source tree with
+     --compare-src DIR (e.g. the previous commit: git archive HEAD~1 src | tar -x -C DIR)
 5. deletes the namespace.
 
 Usage: sudo .venv/bin/python bench/conntrack_top.py [--entries 1000000] [--repeat 3]
+       [--compare-src DIR] [--only-composition]
 """
 
 from __future__ import annotations
@@ -87,11 +90,30 @@ print(r.matched)
 """
 
 
+COMP_SNIPPET = """
+import inspect, sys
+from hostnet.host.netns import entered
+from hostnet.host.root import Root
+from hostnet.host.conntrack_source import open_table
+from hostnet.conntrack.top import composition
+kw = {}
+if "own" in inspect.signature(composition).parameters:
+    kw["own"] = {"203.0.113.10"}
+with entered(sys.argv[1]), open_table(Root('/')) as t:
+    c = composition(t.chunks, limit=5, **kw)
+print(c.entries)
+"""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pyroute2", action="store_true", help="also time a pyroute2 dump (slow)")
+    ap.add_argument("--compare-src", metavar="DIR",
+                    help="also time composition() from this source tree (its src/ directory)")
+    ap.add_argument("--only-composition", action="store_true",
+                    help="time only the composition rows (and the raw read)")
     args = ap.parse_args()
     require_root_tools()
     ns = f"hn-bench-ct-{uuid.uuid4().hex[:8]}"
@@ -112,6 +134,15 @@ def main() -> int:
         pipeline = "conntrack -L 2>/dev/null | awk '{print $5}' | sort | uniq -c | sort -rn"
         rows.append(measure("cat /proc/net/nf_conntrack",
                             [*nsx, "cat", "/proc/net/nf_conntrack"], r))
+        py = sys.executable
+        rows.append(measure("library composition() (this tree)",
+                            [py, "-c", COMP_SNIPPET, ns], r))
+        if args.compare_src:
+            env_py = ["env", f"PYTHONPATH={Path(args.compare_src).resolve() / 'src'}", py]
+            rows.append(measure(f"library composition() ({args.compare_src})",
+                                [*env_py, "-c", COMP_SNIPPET, ns], r))
+        if args.only_composition:
+            return 0
         rows.append(measure("conntrack -L", [*nsx, "conntrack", "-L"], r))
         rows.append(measure("conntrack -L | awk | sort | uniq -c | sort -rn",
                             [*nsx, "sh", "-c", pipeline], r))
@@ -124,7 +155,6 @@ def main() -> int:
                             [*top, "--by", "proto,state"], r))
         rows.append(measure("hostnet conntrack top --proto tcp --assured --src 198.51.100.0/28",
                             [*top, "--proto", "tcp", "--assured", "--src", "198.51.100.0/28"], r))
-        py = sys.executable
         rows.append(measure("library top(src), reader thread (2 cores)",
                             [py, "-c", LIB_SNIPPET, ns, "1"], r))
         rows.append(measure("library top(src), no reader thread (1 core)",

@@ -32,3 +32,7 @@ class PermissionDenied(HostnetError):
 
 class CommandError(HostnetError):
     """An external command (nft, conntrack, ip ...) failed or is missing."""
+
+
+class SizingError(HostnetError):
+    """Sizing inputs that are impossible or whose table cannot fit in memory."""

@@ -14,7 +14,10 @@ from hostnet.findings import Rule
 
 RULE_MODULES: tuple[str, ...] = (
     "hostnet.sysctl.rules",
-    "hostnet.checks.conntrack",
+    "hostnet.checks.conntrack_table",
+    "hostnet.checks.conntrack_composition",
+    "hostnet.checks.conntrack_log",
+    "hostnet.checks.conntrack_timeouts",
     "hostnet.checks.hardening",
     "hostnet.checks.tuning",
     "hostnet.checks.ipv6",

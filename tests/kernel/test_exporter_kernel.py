@@ -168,7 +168,7 @@ def test_server_thread_reads_its_own_namespace(netns: Callable[..., Netns]) -> N
     t.start()
     t.join()
     sample = seen["sample"]
-    assert sample.entries == 77 and sample.counters.get("insert", 0) >= 77  # type: ignore[attr-defined]
+    assert sample.count == 77 and sample.counters.get("insert", 0) >= 77  # type: ignore[attr-defined]
     assert int(seen["root_proc_net"][1].split()[0], 16) == 77  # type: ignore[index]
     raw_entries = int(seen["raw_proc_net"][1].split()[0], 16)  # type: ignore[index]
     own = int(Path("/proc/sys/net/netfilter/nf_conntrack_count").read_text())
@@ -186,7 +186,7 @@ def test_traffic_grows_entries_but_not_new_or_insert(netns: Callable[..., Netns]
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.sendto(b"x", ("127.0.0.1", 20000 + port))
         after = read_sample(Root("/"), ns.name)
-    assert (after.entries or 0) - (before.entries or 0) >= 20
+    assert (after.count or 0) - (before.count or 0) >= 20
     assert after.counters.get("new", 0) == before.counters.get("new", 0) == 0
     assert after.counters.get("insert", 0) == before.counters.get("insert", 0)
 

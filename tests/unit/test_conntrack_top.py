@@ -149,12 +149,20 @@ def test_composition() -> None:
         assert c.by_proto["udp"] == 4 and c.by_proto["tcp"] == 2
         assert c.by_state["tcp ESTABLISHED"] == 1 and c.by_state["udp"] == 4
         assert (c.assured, c.unreplied, c.offloaded) == (3, 6, 0)
-        assert c.top_src == [("192.0.2.1", 5), ("2001:db8::1", 2)]
-        assert c.top_dst == [("192.0.2.2", 5), ("2001:db8::2", 2)]
-        assert c.top_dport == [(("udp", 53), 2), (("tcp", 443), 1)]
+        assert [(a.address, a.count) for a in c.top_src] == [("192.0.2.1", 5),
+                                                             ("2001:db8::1", 2)]
+        assert (c.top_src[0].unreplied, c.top_src[0].assured) == (3, 1)
+        assert [(a.address, a.count) for a in c.top_dst] == [("192.0.2.2", 5),
+                                                             ("2001:db8::2", 2)]
+        assert [(p.proto, p.port, p.count) for p in c.top_dport] == [("udp", 53, 2),
+                                                                     ("tcp", 443, 1)]
         assert c.share(c.assured) == 0.3
+        assert not c.own_known and c.to_host == 0
         assert json.loads(json.dumps(c.to_dict()))["top_dport"][0] == {
-            "proto": "udp", "dport": 53, "count": 2}
+            "proto": "udp", "dport": 53, "count": 2, "local": 0, "nated": 0}
+        own = composition([data], own={"192.0.2.2", "2001:db8:0:0::2"})
+        assert own.own_known and own.to_host == 7 and own.forwarded == 3
+        assert own.top_dport[0].local == 2
 
 
 def test_composition_offload_and_garbage() -> None:
@@ -165,7 +173,12 @@ def test_composition_offload_and_garbage() -> None:
 
 def test_composition_of_nothing() -> None:
     c = composition([])
-    assert c.entries == 0 and c.share(0) == 0.0 and c.top_src == []
+    assert c.entries == 0 and c.share(0) == 0.0 and c.top_src == ()
+
+
+def test_composition_sees_nat_in_the_reply_tuple() -> None:
+    c = composition([RARE])
+    assert c.nated == 1  # the SYN_SENT entry's reply goes to 203.0.113.1, not the source
 
 
 # -- the command on saved tables ------------------------------------------------------------

@@ -24,7 +24,7 @@ needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
 
 
 def exposed_names() -> set[str]:
-    sample = TableSample(None, 10, 100, 16, {"drop": 1, "early_drop": 2}, 0.0)
+    sample = TableSample(0.0, 10, {"drop": 1, "early_drop": 2}, limit=100, buckets=16)
     names: set[str] = set()
     for fam in families([sample], findings={"error": 1}, log_events=3, duration=0.01):
         names.update(s.name for s in fam.samples)

@@ -16,7 +16,7 @@ from hostnet.conntrack.sampler import (
 
 
 def r(t: float, entries: int, **counters: int) -> Reading:
-    return Reading(t, entries, 1000, dict(counters))
+    return Reading(t, entries, dict(counters), limit=1000)
 
 
 def test_rates_need_two_readings_and_use_the_last_interval() -> None:
@@ -31,11 +31,13 @@ def test_rates_need_two_readings_and_use_the_last_interval() -> None:
     assert s.growth() == -10.0
 
 
-def test_counter_reset_counts_as_zero_not_negative() -> None:
+def test_counter_reset_counts_its_new_value_never_negative() -> None:
+    """The one rate function's reset rule (Prometheus): after a reset the increase is the
+    new value, the same in watch as in doctor and the exporter's rate()."""
     s = Sampler(5)
     s.add(r(0, 1, drop=100))
     s.add(r(1, 1, drop=3))
-    assert s.rate("drop") == 0.0
+    assert s.rate("drop") == 3.0
 
 
 def test_counter_missing_before_is_left_out() -> None:
@@ -50,9 +52,9 @@ def test_ring_buffer_keeps_the_newest_and_peak() -> None:
     for t, n in enumerate([50, 10, 20, 30]):
         s.add(r(t, n))
     assert len(s) == 3
-    assert [x.entries for x in s.readings] == [10, 20, 30]
+    assert [x.count for x in s.readings] == [10, 20, 30]
     assert s.peak == 30  # the 50 fell out of the window
-    assert s.latest is not None and s.latest.entries == 30
+    assert s.latest is not None and s.latest.count == 30
 
 
 def test_clock_going_back_restarts_history() -> None:
@@ -74,8 +76,8 @@ def test_series_of_entries_and_of_a_counter_rate() -> None:
 
 
 def test_usage_and_capacity_guard() -> None:
-    assert Reading(0, 250, 1000).usage == 0.25
-    assert Reading(0, 250, None).usage is None
+    assert Reading(0, 250, limit=1000).usage == 0.25
+    assert Reading(0, 250).usage is None
     with pytest.raises(ValueError):
         Sampler(1)
 

@@ -26,7 +26,10 @@ from hostnet.knowledge.roles import load as load_role
 from hostnet.model.host import ConntrackView, HostState, NetnsState
 
 DEFAULT_MODULES: tuple[str, ...] = (
-    "hostnet.checks.conntrack",
+    "hostnet.checks.conntrack_table",
+    "hostnet.checks.conntrack_composition",
+    "hostnet.checks.conntrack_log",
+    "hostnet.checks.conntrack_timeouts",
     "hostnet.checks.hardening",
     "hostnet.checks.tuning",
     "hostnet.checks.nat",

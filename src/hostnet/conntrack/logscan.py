@@ -206,6 +206,10 @@ def summarise(scans: Iterable[SourceScan]) -> LogSummary:
     else:
         first = best.first
         last = best.last
+    netns_times: dict[int, dict[str, int]] = {}
+    for inode in {ns for s in found for ns in s.netns_times}:
+        richest = max(found, key=lambda s: s.by_netns.get(inode, 0))
+        netns_times[inode] = dict(richest.netns_times.get(inode, {}))
     return LogSummary(
         table_full=best.table_full,
         expect_full=max(s.expect_full for s in found),
@@ -214,4 +218,73 @@ def summarise(scans: Iterable[SourceScan]) -> LogSummary:
         last=last,
         by_netns=by_netns,
         sources=tuple(found),
+        netns_times=netns_times,
     )
+
+
+# -- when a line was written ------------------------------------------------------------------
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+#: Local time of a syslog stamp or an ISO stamp without offset is unknown: up to 14 h off.
+TZ_SLACK = 14 * 3600.0
+#: Ring-buffer times (``[secs]``, and the ISO times dmesg derives from them) come from the
+#: kernel's printk clock, which is not NTP-disciplined and drifts from wall time: allow this
+#: much, plus CLOCK_DRIFT of the time since boot.
+CLOCK_SLACK = 30.0
+CLOCK_DRIFT = 0.001
+
+
+def stamp_epoch(stamp: str, *, boot_time: float | None, near: float,
+                now: float | None = None) -> tuple[float, float] | None:
+    """When a log line was written, as (epoch seconds, uncertainty in seconds); None when it
+    cannot be told.
+
+    * ISO with an offset: to the second, but dmesg computes it from the printk clock, so
+      CLOCK_SLACK plus CLOCK_DRIFT of the uptime.
+    * ISO without offset, and syslog ``Mon DD HH:MM:SS`` (no year): local time of an unknown
+      zone, so +-14 h; the syslog year is the latest that does not put the stamp after
+      ``now`` (when the host was observed), else the one closest to ``near``.
+    * ``[secs]``: seconds since boot on the kernel's monotonic clock: ``boot_time`` (btime of
+      /proc/stat) plus secs. The clock stops while the machine is suspended, so the real time
+      may be later; None without a boot time.
+    """
+    text = stamp.strip()
+    if not text:
+        return None
+    if text.startswith("["):
+        if boot_time is None:
+            return None
+        try:
+            since_boot = float(text.strip("[] "))
+        except ValueError:
+            return None
+        return boot_time + since_boot, CLOCK_SLACK + CLOCK_DRIFT * since_boot
+    m = re.match(r"([A-Z][a-z]{2}) +(\d+) (\d\d):(\d\d):(\d\d)$", text)
+    if m is not None:
+        month = _MONTHS.get(m.group(1))
+        if month is None:
+            return None
+        year = datetime.fromtimestamp(now if now is not None else near, UTC).year
+        best: float | None = None
+        for y in (year + 1, year, year - 1):
+            try:
+                when = datetime(y, month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
+                                int(m.group(5)), tzinfo=UTC).timestamp()
+            except ValueError:
+                continue
+            if now is not None:
+                if when <= now + TZ_SLACK:
+                    return when, TZ_SLACK
+            elif best is None or abs(when - near) < abs(best - near):
+                best = when
+        return None if best is None else (best, TZ_SLACK)
+    try:
+        parsed = datetime.fromisoformat(text.replace(",", "."))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC).timestamp(), TZ_SLACK
+    when = parsed.timestamp()
+    uptime = max(when - boot_time, 0.0) if boot_time is not None else 0.0
+    return when, CLOCK_SLACK + CLOCK_DRIFT * uptime

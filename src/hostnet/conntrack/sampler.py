@@ -1,8 +1,9 @@
 """Keep the last readings of a conntrack table and turn them into rates and sparklines (pure).
 
 ``hostnet watch`` reads the table size and the stat counters of each namespace once per
-interval and feeds them here. Nothing in this module reads the host: a :class:`Reading` is
-plain data, time is whatever monotonic clock the caller used.
+interval and feeds them here. Nothing in this module reads the host: a reading is the shared
+:class:`hostnet.model.conntrack.Reading`, time is whatever monotonic clock the caller used, and
+rates come from the one rate function (:func:`hostnet.model.conntrack.counter_rates`).
 
 Which counter measures "new connections" depends on the kernel: on 6.18 the ``new`` column is
 printed as a constant 0 and ``insert`` only counts entries inserted over ctnetlink
@@ -16,34 +17,13 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
-from hostnet.model.conntrack import ALIASES
+from hostnet.model.conntrack import Reading, canonical, reading_rates
+
+__all__ = ["BLOCKS", "Reading", "Sampler", "canonical", "human_rate", "resample", "sparkline"]
 
 #: Unicode block elements, lowest to highest (a space is used for "no data").
 BLOCKS = "▁▂▃▄▅▆▇█"
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One look at a namespace's table."""
-
-    time: float  # seconds on a monotonic clock
-    entries: int
-    limit: int | None = None
-    #: Stat counters summed over CPUs, by current kernel name (see :func:`canonical`).
-    counters: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def usage(self) -> float | None:
-        if not self.limit:
-            return None
-        return self.entries / self.limit
-
-
-def canonical(counters: dict[str, int]) -> dict[str, int]:
-    """Counter names as current kernels call them (``clashres`` -> ``clash_resolve``)."""
-    return {ALIASES.get(name, name): value for name, value in counters.items()}
 
 
 class Sampler:
@@ -69,16 +49,17 @@ class Sampler:
 
     @property
     def peak(self) -> int:
-        return max((r.entries for r in self.readings), default=0)
+        return max((r.count or 0 for r in self.readings), default=0)
 
     def rates(self) -> dict[str, float]:
         """Per-second rate of every counter over the last interval (empty with < 2 readings).
 
-        A counter that went down (module reloaded, namespace recreated) counts as 0.
+        A counter that went down (module reloaded, namespace recreated) was reset: its new
+        value is the increase, as everywhere in hostnet (Prometheus semantics).
         """
         if len(self.readings) < 2:
             return {}
-        return counter_rates(self.readings[-2], self.readings[-1])
+        return reading_rates(self.readings[-2], self.readings[-1])
 
     def rate(self, name: str) -> float | None:
         """One counter's rate over the last interval; None when unknown."""
@@ -89,7 +70,7 @@ class Sampler:
         if len(self.readings) < 2:
             return None
         a, b = self.readings[-2], self.readings[-1]
-        return (b.entries - a.entries) / (b.time - a.time)
+        return ((b.count or 0) - (a.count or 0)) / (b.time - a.time)
 
     def series(self, name: str) -> list[float]:
         """Per-interval values for a sparkline, oldest first.
@@ -99,24 +80,11 @@ class Sampler:
         """
         readings = list(self.readings)
         if name == "entries":
-            return [float(r.entries) for r in readings]
+            return [float(r.count or 0) for r in readings]
         out: list[float] = []
         for a, b in itertools.pairwise(readings):
-            out.append(counter_rates(a, b).get(name, 0.0))
+            out.append(reading_rates(a, b).get(name, 0.0))
         return out
-
-
-def counter_rates(before: Reading, after: Reading) -> dict[str, float]:
-    seconds = after.time - before.time
-    if seconds <= 0:
-        return {}
-    out: dict[str, float] = {}
-    for name, value in after.counters.items():
-        prev = before.counters.get(name)
-        if prev is None:
-            continue
-        out[name] = max(value - prev, 0) / seconds
-    return out
 
 
 def resample(values: Sequence[float], width: int) -> list[float]:

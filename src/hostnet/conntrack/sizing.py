@@ -16,13 +16,31 @@ A recommendation takes the largest of: the observed count now, the peak seen bef
 and what a traffic profile needs by Little's law (entries = new flows per second x seconds
 each flow stays in the table, summed over the states it passes through); adds headroom; and
 never goes below what the admin already set unless asked to.
+
+Limits it never crosses:
+
+* the kernel's: ``nf_ct_alloc_hashtable`` (net/netfilter/nf_conntrack_core.c) refuses more
+  than INT_MAX / sizeof(bucket head) buckets, before and after rounding up to whole pages
+  (older kernels: UINT_MAX / 8), so a bigger ``nf_conntrack_buckets`` write fails and a bigger
+  ``hashsize=`` makes the module fail to load; ``nf_conntrack_max`` is an int sysctl
+  (nf_conntrack_standalone.c), at most INT_MAX;
+* memory: a full table may take at most MEMORY_CAP of RAM. Above that the recommendation is
+  capped and says why; a load that does not fit even without headroom is an error.
+
+A flow's time in the table is its real lifetime, not the established timeout: the timeout is
+how long an entry survives a flow that vanished without FIN/RST, an upper bound.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hostnet.errors import SizingError
+
+if TYPE_CHECKING:
+    from hostnet.model.host import HostState
 
 GIB = 1 << 30
 PAGE_SIZE = 4096
@@ -37,6 +55,17 @@ DEFAULT_TIME_WAIT = 120
 DEFAULT_TCP_ESTABLISHED = 432000
 #: With no load figures, allow this many entries per CPU (the rule kube-proxy applies).
 PER_CPU_FLOOR = 32768
+#: A connection's lifetime when the user gives none (a typical web/API request or session).
+DEFAULT_LIFETIME = 60.0
+INT_MAX = (1 << 31) - 1
+#: Most buckets the kernel allocates: INT_MAX / 8 (bytes per head), in whole pages of heads.
+MAX_BUCKETS = (INT_MAX // BUCKET_BYTES) // (PAGE_SIZE // BUCKET_BYTES) * (PAGE_SIZE // BUCKET_BYTES)
+#: nf_conntrack_max is an int sysctl; kept a multiple of 512 like the rest.
+MAX_ENTRIES = INT_MAX // 512 * 512
+#: Largest share of RAM a full table may take.
+MEMORY_CAP = 0.25
+#: Least RAM that makes sense to size for (the kernel's own floor is 1024 buckets).
+MIN_RAM = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +156,27 @@ def tcp_profile(
     timeout_established: float = DEFAULT_TCP_ESTABLISHED,
     time_wait: float = DEFAULT_TIME_WAIT,
 ) -> TrafficProfile:
-    """A TCP profile: each flow is established for its lifetime (capped by the established
-    timeout: an idle flow that never closes stays that long), then sits in TIME_WAIT.
+    """A TCP profile: each flow is established for its lifetime, then sits in TIME_WAIT.
 
-    Without a lifetime the flows are assumed never to close, so they stay for the whole
-    established timeout: the worst case, and the reason the 5-day default fills tables.
+    The established timeout only bounds the lifetime (a flow idle longer than it loses its
+    entry); it is not how long flows live. Without a lifetime, DEFAULT_LIFETIME is assumed and
+    named in the steps. Raises ValueError for a rate, lifetime or timeout that is not
+    positive.
     """
-    if established_lifetime is None:
-        return TrafficProfile(rate, (Phase("ESTABLISHED (never closed)", timeout_established),))
-    held = min(established_lifetime, timeout_established)
-    return TrafficProfile(rate, (Phase("ESTABLISHED", held), Phase("TIME_WAIT", time_wait)))
+    if not rate > 0 or not math.isfinite(rate):
+        raise ValueError(f"rate {rate:g}: give a positive number of new flows per second")
+    if not timeout_established > 0 or not time_wait >= 0:
+        raise ValueError("timeouts must be positive")
+    assumed = established_lifetime is None
+    life = DEFAULT_LIFETIME if established_lifetime is None else established_lifetime
+    if not life > 0 or not math.isfinite(life):
+        raise ValueError(f"lifetime {life:g} s: give a positive duration")
+    held = min(life, timeout_established)
+    label = "ESTABLISHED (assumed lifetime; pass --established-lifetime)" if assumed else \
+        "ESTABLISHED"
+    if held < life:
+        label = f"ESTABLISHED (lifetime capped by the {timeout_established:g} s timeout)"
+    return TrafficProfile(rate, (Phase(label, held), Phase("TIME_WAIT", time_wait)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +261,12 @@ def nice_round(value: int) -> int:
 
 def recommend(inp: SizingInput) -> Sizing:
     """Recommended nf_conntrack_max and buckets, with every step explained."""
+    if inp.mem_bytes < MIN_RAM:
+        raise SizingError(f"RAM {inp.mem_bytes} bytes: too little to size a conntrack table "
+                          f"for (at least {MIN_RAM >> 20} MiB)",
+                          hint="give the machine's memory, e.g. --ram 8G")
+    if inp.cpus < 1:
+        raise SizingError(f"CPU count {inp.cpus}: give at least 1", hint="e.g. --cpus 4")
     steps: list[str] = []
     warnings: list[str] = []
     default = kernel_default(inp.mem_bytes, inp.kernel)
@@ -258,8 +304,27 @@ def recommend(inp: SizingInput) -> Sizing:
             f"no load figures: the larger of the kernel default ({default.max:,}) and "
             f"{PER_CPU_FLOOR:,} per CPU x {inp.cpus} = {per_cpu:,}"
         )
+    entry_bytes = inp.entry_bytes or DEFAULT_ENTRY_BYTES
     target = nice_round(need)
     steps.append(f"rounded up to a multiple of 512: {target:,}")
+    fits = _memory_limit(inp.mem_bytes, entry_bytes)
+    if load and math.ceil(load) > fits:
+        raise SizingError(
+            f"{load:,.0f} entries at steady state would take "
+            f"{load * (entry_bytes + BUCKET_BYTES) / GIB:,.1f} GiB, more than "
+            f"{MEMORY_CAP:.0%} of the {inp.mem_bytes / GIB:.1f} GiB of RAM "
+            f"({fits:,} entries fit)",
+            hint="check the rate and lifetime; shorter timeouts or more RAM, or find what "
+                 "fills the table (hostnet conntrack top)")
+    limit = min(fits, MAX_ENTRIES)
+    if target > limit:
+        why = (f"{MEMORY_CAP:.0%} of RAM ({fits:,} entries of {entry_bytes} B)" if
+               limit == fits else f"the kernel's int limit for nf_conntrack_max ({MAX_ENTRIES:,})")
+        steps.append(f"capped at {limit:,}: a full table may take at most {why}")
+        warnings.append(
+            f"the load needs {target:,} entries with headroom, but at most {limit:,} fit "
+            f"({why}): the table runs fuller than {TARGET_USAGE:.0%} at peak")
+        target = limit
     kept = False
     if inp.current_max and target < inp.current_max and not inp.allow_lower:
         steps.append(
@@ -268,7 +333,10 @@ def recommend(inp: SizingInput) -> Sizing:
         )
         target = inp.current_max
         kept = True
-    buckets = nice_round(target)
+    buckets = min(nice_round(target), MAX_BUCKETS)
+    if buckets < nice_round(target):
+        steps.append(f"buckets capped at {MAX_BUCKETS:,}: the kernel allocates at most "
+                     "INT_MAX / 8 bucket heads (nf_ct_alloc_hashtable)")
     if inp.current_buckets and not inp.allow_lower and (
         inp.current_buckets >= buckets or (kept and inp.current_buckets * 4 >= target)
     ):
@@ -279,7 +347,6 @@ def recommend(inp: SizingInput) -> Sizing:
             f"buckets = max (factor 1, as the kernel does since 5.15: each entry sits in two "
             f"chains, so full chains average two entries): {buckets:,}"
         )
-    entry_bytes = inp.entry_bytes or DEFAULT_ENTRY_BYTES
     src = "/proc/slabinfo nf_conntrack" if inp.entry_bytes else "typical (slab unreadable)"
     memory = target * entry_bytes + buckets * BUCKET_BYTES
     share = memory / inp.mem_bytes if inp.mem_bytes else 0.0
@@ -287,6 +354,13 @@ def recommend(inp: SizingInput) -> Sizing:
         f"memory when full: {target:,} x {entry_bytes} B ({src}) + {buckets:,} x "
         f"{BUCKET_BYTES} B = {memory / (1 << 20):,.1f} MiB ({share:.2%} of RAM)"
     )
+    at_load = 8 * buckets
+    if at_load != target:
+        steps.append(
+            f"note: with hashsize={buckets:,} at module load the kernel starts with "
+            f"nf_conntrack_max = 8 x {buckets:,} = {at_load:,} "
+            f"({at_load * entry_bytes / (1 << 20):,.0f} MiB when full); the sysctl line sets "
+            f"{target:,} again, so it must be applied after nf_conntrack loads")
     if share > 0.10:
         warnings.append(
             f"a full table would take {share:.0%} of RAM: find what fills it "
@@ -297,6 +371,57 @@ def recommend(inp: SizingInput) -> Sizing:
         entry_bytes_source=src, memory_bytes=memory, memory_share=share, kept_current=kept,
         steps=tuple(steps), profile_entries=profile_entries, warnings=tuple(warnings),
     )
+
+
+def _memory_limit(mem_bytes: int, entry_bytes: int) -> int:
+    """Most entries (a multiple of 512) whose full table takes at most MEMORY_CAP of RAM."""
+    fit = int(mem_bytes * MEMORY_CAP) // (entry_bytes + BUCKET_BYTES)
+    return max(fit // 512 * 512, 512)
+
+
+@dataclass(frozen=True, slots=True)
+class SizeRequest:
+    """What ``hostnet conntrack size`` was asked (None: take this host's value)."""
+
+    rate: float | None = None
+    established_lifetime: float | None = None
+    timeout_established: int | None = None
+    ram: int | None = None
+    cpus: int | None = None
+    allow_lower: bool = False
+
+
+def size_host(host: HostState, req: SizeRequest) -> tuple[Sizing, SizingInput]:
+    """Recommend a size for the observed host (its first namespace), with ``req`` overriding
+    what was observed. Raises SizingError when the inputs are impossible or cannot fit."""
+    ns = host.namespaces[0]
+    ct = ns.conntrack
+    mem = req.ram if req.ram is not None else host.kernel.mem_total
+    if mem is None or (req.ram is None and not mem):
+        raise SizingError("cannot tell how much RAM to size for",
+                          hint="pass --ram SIZE (e.g. --ram 8G)")
+    if req.established_lifetime is not None and req.rate is None:
+        raise SizingError("--established-lifetime needs --rate",
+                          hint="give the new connections per second, e.g. --rate 500/s")
+    profile = None
+    if req.rate is not None:
+        timeout = (req.timeout_established
+                   or ns.integer("net.netfilter.nf_conntrack_tcp_timeout_established")
+                   or DEFAULT_TCP_ESTABLISHED)
+        time_wait = (ns.integer("net.netfilter.nf_conntrack_tcp_timeout_time_wait")
+                     or DEFAULT_TIME_WAIT)
+        try:
+            profile = tcp_profile(req.rate, established_lifetime=req.established_lifetime,
+                                  timeout_established=timeout, time_wait=time_wait)
+        except ValueError as exc:
+            raise SizingError(str(exc), hint="see 'hostnet conntrack size --help'") from None
+    inp = SizingInput(
+        mem_bytes=mem, cpus=req.cpus if req.cpus is not None else host.kernel.cpus,
+        kernel=host.kernel.version, current_max=ct.max if ct else None,
+        current_buckets=ct.buckets if ct else None, count=(ct.count or 0) if ct else 0,
+        peak=ct.peak if ct else 0, profile=profile,
+        entry_bytes=ct.entry_bytes if ct else None, allow_lower=req.allow_lower)
+    return recommend(inp), inp
 
 
 _UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}

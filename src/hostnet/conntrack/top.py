@@ -15,13 +15,14 @@ Two entry points:
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hostnet.conntrack.table import MISSING, FieldPattern, blocks, canonical_address
-from hostnet.model.conntrack import Composition
+from hostnet.model.conntrack import AddressCount, Composition, PortCount
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 KeyValue = str | int
@@ -329,50 +330,97 @@ def top(
 # -- the doctor's table composition ---------------------------------------------------------
 
 
-def composition(chunks: Iterable[bytes | str], limit: int = 5) -> Composition:
-    """Summarise a table in one streaming pass (four regex scans per block, no records).
+#: One pass per block for the composition: protocol, state, original source, destination and
+#: destination port, the UNREPLIED flag, the reply source, destination and source port, and
+#: the ASSURED/OFFLOAD flag (the reply part is optional: a truncated line still counts).
+_COMPOSITION = re.compile(
+    rb"(?m)^(?:ipv[46] +\d+ +)?(\S+) +\d+ +(?:\d+ +)?(?:([A-Z][A-Z_0-9]*) +)?.*?"
+    rb"(?<= )src=(\S+) dst=(\S+)(?: sport=\d+ dport=(\d+))?"
+    rb"(?:.*?( \[UNREPLIED\])? src=(\S+) dst=(\S+)(?: sport=(\d+))?)?"
+    rb"(?:.*? \[(ASSURED|OFFLOAD|HW_OFFLOAD)\])? .*\n"
+)
+
+
+def composition(chunks: Iterable[bytes | str], limit: int = 5,
+                own: Iterable[str] | None = None) -> Composition:
+    """Summarise a table in one streaming pass (one regex scan per block, no records).
 
     ``chunks`` is any iterable of table text: lines (with their newline) or blocks, as
-    bytes or str, in either format. For example, from a check::
+    bytes or str, in either format. ``own`` are the namespace's own addresses (any
+    spelling): with them, entries are split into traffic to or from the host itself and
+    traffic routed through it, per destination port too. For example::
 
         from hostnet.host.conntrack_source import open_table
-        with open_table(ctx.root) as table:
-            comp = composition(table.chunks, limit=5)
+        with open_table(root) as table:
+            comp = composition(table.chunks, limit=5, own={"192.0.2.1"})
         comp.by_state.get("tcp ESTABLISHED", 0), comp.top_src[:3]
     """
-    head = FieldPattern(("proto", "state", "unreplied", "assured"))
-    srcs = FieldPattern(("src",))
-    dsts = FieldPattern(("dst",))
-    ports = FieldPattern(("proto", "dport"))
-    c_head: Counter[Any] = Counter()
-    c_src: Counter[Any] = Counter()
-    c_dst: Counter[Any] = Counter()
-    c_port: Counter[Any] = Counter()
+    counts: Counter[tuple[bytes, ...]] = Counter()
     lines = entries = 0
+    findall = _COMPOSITION.findall
     for block in blocks(chunks):
-        n_lines, found = head.count(block, c_head)
-        lines += n_lines
-        entries += found
-        srcs.count(block, c_src)
-        dsts.count(block, c_dst)
-        ports.count(block, c_port)
+        found = findall(block)
+        counts.update(found)
+        lines += block.count(b"\n")
+        entries += len(found)
+    mine = frozenset(canonical_address(a) for a in own) if own is not None else None
+    canon: dict[bytes, str] = {}
+
+    def name(raw: bytes) -> str:
+        got = canon.get(raw)
+        if got is None:
+            got = canon[raw] = canonical_address(_decode(raw))
+        return got
+
     by_proto: Counter[str] = Counter()
     by_state: Counter[str] = Counter()
-    assured = unreplied = offloaded = 0
-    for (proto, state, unrep, flag), n in c_head.items():
+    src_n: Counter[str] = Counter()
+    src_unrep: Counter[str] = Counter()
+    src_assured: Counter[str] = Counter()
+    dst_n: Counter[str] = Counter()
+    port_n: Counter[tuple[str, int]] = Counter()
+    port_local: Counter[tuple[str, int]] = Counter()
+    port_nated: Counter[tuple[str, int]] = Counter()
+    assured = unreplied = offloaded = to_host = from_host = forwarded = nated = 0
+    for key, n in counts.items():
+        proto, state, src, dst, dport, unrep, rsrc, rdst, rsport, flag = key
         p = _decode(proto)
         by_proto[p] += n
         by_state[f"{p} {_decode(state)}" if state else p] += n
+        s_name = name(src)
+        src_n[s_name] += n
+        dst_n[name(dst)] += n
         if unrep:
             unreplied += n
+            src_unrep[s_name] += n
         if flag == b"ASSURED":
             assured += n
+            src_assured[s_name] += n
         elif flag:
             offloaded += n
-    port_counts: Counter[tuple[str, int]] = Counter()
-    for (proto, dport), n in c_port.items():
+        is_nat = bool(rdst) and (rsrc != dst or rdst != src
+                                 or bool(rsport and dport and rsport != dport))
+        if is_nat:
+            nated += n
+        local = False
+        if mine is not None:
+            local = name(dst) in mine
+            if local:
+                to_host += n
+            elif s_name in mine:
+                from_host += n
+            else:
+                forwarded += n
         if dport:
-            port_counts[(_decode(proto), int(dport))] += n
+            pk = (p, int(dport))
+            port_n[pk] += n
+            if is_nat:
+                port_nated[pk] += n
+            elif local:
+                port_local[pk] += n
+    top_src = sorted(src_n.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    top_dst = sorted(dst_n.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    top_port = sorted(port_n.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return Composition(
         entries=entries,
         skipped=lines - entries,
@@ -381,14 +429,13 @@ def composition(chunks: Iterable[bytes | str], limit: int = 5) -> Composition:
         assured=assured,
         unreplied=unreplied,
         offloaded=offloaded,
-        top_src=_top_addresses(c_src, limit),
-        top_dst=_top_addresses(c_dst, limit),
-        top_dport=sorted(port_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit],
+        top_src=tuple(AddressCount(a, n, src_unrep[a], src_assured[a]) for a, n in top_src),
+        top_dst=tuple(AddressCount(a, n) for a, n in top_dst),
+        top_dport=tuple(PortCount(k[0], k[1], n, port_local[k], port_nated[k])
+                        for k, n in top_port),
+        to_host=to_host,
+        from_host=from_host,
+        forwarded=forwarded,
+        nated=nated,
+        own_known=mine is not None,
     )
-
-
-def _top_addresses(counter: Counter[Any], limit: int) -> list[tuple[str, int]]:
-    merged: Counter[str] = Counter()
-    for raw, n in counter.items():
-        merged[canonical_address(_decode(raw))] += n
-    return sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]

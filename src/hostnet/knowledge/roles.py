@@ -2,7 +2,7 @@
 
 A role says what a host of that kind should look like: bounds on scalar sysctl keys (each with
 the rule code to report, a severity and the reason), what the per-interface keys should come to,
-and how many ephemeral ports it needs.
+how many ephemeral ports it needs, and the longest conntrack timeouts it should keep (CT112).
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ class Expectation:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeoutAdvice:
+    """A conntrack timeout a role wants at most ``max`` seconds (CT112), suggesting ``fix``."""
+
+    key: str
+    max: int
+    fix: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Role:
     name: str
     description: str
@@ -55,6 +65,7 @@ class Role:
     expectations: dict[str, Expectation] = field(default_factory=dict)
     interfaces: dict[str, Any] = field(default_factory=dict)
     local_ports_min: int = 0
+    conntrack_timeouts: dict[str, TimeoutAdvice] = field(default_factory=dict)
 
     def iface(self, name: str, fallback: Any = None) -> Any:
         return self.interfaces.get(name, fallback)
@@ -77,6 +88,22 @@ def _expectation(role: str, key: str, raw: dict[str, Any]) -> Expectation:
                        severity=severity, reason=str(raw.get("reason", "")))
 
 
+def _timeout(role: str, key: str, raw: dict[str, Any]) -> TimeoutAdvice:
+    try:
+        bound = int(raw["max"])
+        fix = int(raw.get("fix", bound))
+    except (KeyError, TypeError, ValueError):
+        raise RoleError(f"roles.toml: {role}: conntrack_timeouts {key}: give max = SECONDS "
+                        "(and optionally fix = SECONDS)") from None
+    if not 0 < fix <= bound:
+        raise RoleError(f"roles.toml: {role}: conntrack_timeouts {key}: fix must be between "
+                        f"1 and max ({bound})")
+    reason = raw.get("reason")
+    if not isinstance(reason, str) or not reason:
+        raise RoleError(f"roles.toml: {role}: conntrack_timeouts {key}: missing reason")
+    return TimeoutAdvice(key=key, max=bound, fix=fix, reason=reason)
+
+
 def resolve(data: dict[str, Any], name: str) -> Role:
     """The role ``name`` with its parents' entries folded in (pure; ``data`` is the toml)."""
     roles = data.get("roles", {})
@@ -94,6 +121,7 @@ def resolve(data: dict[str, Any], name: str) -> Role:
     expectations: dict[str, Expectation] = {}
     interfaces: dict[str, Any] = {}
     ports = 0
+    timeouts: dict[str, TimeoutAdvice] = {}
     for role_name in reversed(chain):  # base first, the role itself last
         raw = roles[role_name]
         interfaces.update(raw.get("interfaces", {}))
@@ -104,9 +132,14 @@ def resolve(data: dict[str, Any], name: str) -> Role:
                 expectations.pop(key, None)
                 continue
             expectations[key] = _expectation(role_name, key, entry)
+        for key, entry in raw.get("conntrack_timeouts", {}).items():
+            if entry.get("skip"):
+                timeouts.pop(key, None)
+                continue
+            timeouts[key] = _timeout(role_name, key, entry)
     return Role(name=name, description=str(roles[name].get("description", "")),
                 chain=tuple(chain), expectations=expectations, interfaces=interfaces,
-                local_ports_min=ports)
+                local_ports_min=ports, conntrack_timeouts=timeouts)
 
 
 @cache

@@ -24,6 +24,12 @@ class KernelInfo:
     version: tuple[int, int, int]
     mem_total: int | None
     cpus: int
+    #: When the machine booted (btime of /proc/stat, epoch seconds): dates ``[secs]`` log
+    #: stamps.
+    boot_time: float | None = None
+    #: When the host was observed (epoch seconds; a snapshot: when it was collected). Dates
+    #: syslog stamps, which carry no year.
+    observed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

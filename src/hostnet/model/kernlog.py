@@ -6,6 +6,19 @@ import enum
 from dataclasses import dataclass, field
 
 
+def whole_seconds(stamp: str | None) -> str:
+    """A log timestamp without its fraction of a second (``""`` for None)."""
+    if not stamp:
+        return ""
+    if stamp.startswith("["):
+        return stamp.split(".", 1)[0].rstrip("]") + "]"
+    head, sep, rest = stamp.partition(",") if "," in stamp else stamp.partition(".")
+    if not sep:
+        return stamp
+    tail = rest.lstrip("0123456789")
+    return head + tail
+
+
 class EventKind(enum.Enum):
     TABLE_FULL = "table_full"
     EXPECT_FULL = "expectation_table_full"
@@ -42,6 +55,10 @@ class SourceScan:
     by_netns: dict[int | None, int] = field(default_factory=dict)
     trackers: set[str] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
+    #: For lines naming a namespace inode: how many lines carry each timestamp (cut to whole
+    #: seconds, ``""`` for lines without one), so a check can drop lines older than the
+    #: namespace that now has that inode.
+    netns_times: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def add(self, event: LogEvent) -> None:
         if event.kind is EventKind.SUPPRESSED:
@@ -50,6 +67,10 @@ class SourceScan:
         if event.kind is EventKind.TABLE_FULL:
             self.table_full += 1
             self.by_netns[event.netns] = self.by_netns.get(event.netns, 0) + 1
+            if event.netns is not None:
+                times = self.netns_times.setdefault(event.netns, {})
+                stamp = whole_seconds(event.time)
+                times[stamp] = times.get(stamp, 0) + 1
         else:
             self.expect_full += 1
         self.trackers.add(event.tracker)
@@ -79,6 +100,8 @@ class LogSummary:
     last: str | None
     by_netns: dict[int | None, int]
     sources: tuple[SourceScan, ...]
+    #: Per namespace inode, the timestamps of its lines (from the source with the most).
+    netns_times: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def events(self) -> int:

@@ -46,8 +46,10 @@ NOT_DEVICES = frozenset({"all", "default"})
 class Want:
     """What the caller asks observe to do beyond the cheap reads."""
 
-    #: Walk the conntrack table when it is at least USAGE_WARNING full.
+    #: Walk the conntrack table when it is at least ``composition_at`` full.
     composition: bool = True
+    #: Usage (0..1) from which the table is walked (role labs walk small tables: 0).
+    composition_at: float = USAGE_WARNING
     #: Scan the kernel log (host-wide, once).
     log: bool = True
     #: Sample the counters for this many seconds to measure rates.
@@ -242,7 +244,7 @@ def _conntrack(root: Root, sysctl: dict[str, SysctlRead], name: str | None, want
 
         previous = history.load(want.history_dir, name, inode)
         now = Reading(time=time.time(), count=count or 0, counters=dict(stats.counters),
-                      inode=inode)
+                      limit=limit, buckets=buckets, netns=name, inode=inode)
         if previous is not None:
             age = round(now.time - previous.time, 1)
             if rates is None and now.time > previous.time:
@@ -257,13 +259,19 @@ def _conntrack(root: Root, sysctl: dict[str, SysctlRead], name: str | None, want
         entry_bytes=entry_bytes, previous_age_s=age)
 
 
-def _composition(root: Root, notes: _Notes) -> Composition | None:
+def own_addresses(network: Network) -> frozenset[str] | None:
+    """The namespace's own addresses (None when the interface list had none: unknown)."""
+    found = frozenset(str(a.address) for i in network.interfaces for a in i.addresses)
+    return found or None
+
+
+def _composition(root: Root, notes: _Notes, network: Network) -> Composition | None:
     from hostnet.conntrack.top import composition
     from hostnet.host.conntrack_source import open_table
 
     try:
         with open_table(root) as table:
-            return composition(table.chunks, limit=5)
+            return composition(table.chunks, limit=5, own=own_addresses(network))
     except HostnetError as exc:
         notes.add(f"conntrack table: {exc.message}")
         return None
@@ -276,13 +284,13 @@ def observe_namespace(root: Root, name: str | None, want: Want, *,
     sysctl, conf = _sysctls(root, notes)
     ruleset = _ruleset(root, notes)
     ct = _conntrack(root, sysctl, name, want, notes, inode)
+    network = _network(root)
     comp = None
     if want.composition and ct is not None and ct.usage is not None and \
-            ct.usage >= USAGE_WARNING:
-        comp = _composition(root, notes)
+            ct.usage >= want.composition_at:
+        comp = _composition(root, notes, network)
     if not sysctl["net.ipv4.conf.all.rp_filter"].ok:
         notes.add("net.ipv4.conf.*: per-interface IPv4 settings not readable")
-    network = _network(root)
     listeners = _listeners(root, notes)
     forward = sysctl["net.ipv4.ip_forward"]
     readable = bool(root.osrelease) or forward.ok

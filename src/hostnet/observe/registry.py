@@ -43,6 +43,7 @@ NETNS_FILES: tuple[str, ...] = (
 #: Files about the machine.
 HOST_FILES: tuple[str, ...] = (
     "proc/meminfo",
+    "proc/stat",
     "proc/slabinfo",
     "proc/modules",
     "proc/cmdline",

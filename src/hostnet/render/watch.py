@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from hostnet.conntrack.sampler import human_rate, sparkline
 from hostnet.findings import Finding, Severity
+from hostnet.model.conntrack import USAGE_CRITICAL, USAGE_WARNING
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.text import Text
 
-WARN_USAGE = 0.75
-ERROR_USAGE = 0.90
+WARN_USAGE = USAGE_WARNING
+ERROR_USAGE = USAGE_CRITICAL
 LABEL_WIDTH = 16
 
 

@@ -43,7 +43,7 @@ from typing import Any
 from hostnet.conntrack.stats import StatsFormatError, parse_stats
 from hostnet.errors import HostnetError, NamespaceError, UsageError
 from hostnet.host.root import Root
-from hostnet.model.conntrack import ALIASES, ConntrackStats
+from hostnet.model.conntrack import ALIASES, ConntrackStats, Reading
 
 DEFAULT_LISTEN = "127.0.0.1:9469"
 INITIAL = "initial"
@@ -71,27 +71,8 @@ STAT_FILES = ("proc/thread-self/net/stat/nf_conntrack", "proc/net/stat/nf_conntr
 # -- reading (through a Root, in whatever namespace the calling thread is in) ----------------
 
 
-@dataclass(frozen=True, slots=True)
-class TableSample:
-    """One namespace's table figures at one moment."""
-
-    netns: str | None  # None: the namespace we run in
-    entries: int | None
-    limit: int | None
-    buckets: int | None = None
-    #: Stat counters summed over CPUs, by current kernel name (``clash_resolve`` ...).
-    counters: dict[str, int] = field(default_factory=dict)
-    time: float = 0.0  # time.monotonic() of the reading
-
-    @property
-    def label(self) -> str:
-        return self.netns or INITIAL
-
-    @property
-    def usage(self) -> float | None:
-        if self.entries is None or not self.limit:
-            return None
-        return self.entries / self.limit
+#: One namespace's table figures at one moment: the shared reading type.
+TableSample = Reading
 
 
 def read_stats(root: Root) -> ConntrackStats | None:
@@ -126,7 +107,8 @@ def read_sample(root: Root, netns: str | None = None) -> TableSample:
         counters = {ALIASES.get(k, k): v for k, v in stats.counters.items()}
         if entries is None:
             entries = stats.entries
-    return TableSample(netns, entries, limit, buckets, counters, time.monotonic())
+    return Reading(time.monotonic(), entries, counters, limit=limit, buckets=buckets,
+                   netns=netns)
 
 
 def _sample(name: str | None) -> TableSample:
@@ -274,11 +256,11 @@ def families(
     out: list[Any] = []
     own = next((s for s in samples if s.netns is None), None)
     if node_metrics and own is not None:
-        if own.entries is not None:
+        if own.count is not None:
             out.append(GaugeMetricFamily(
                 "node_nf_conntrack_entries",
                 "Number of currently allocated flow entries for connection tracking.",
-                value=own.entries))
+                value=own.count))
         if own.limit is not None:
             out.append(GaugeMetricFamily(
                 "node_nf_conntrack_entries_limit",
@@ -301,8 +283,8 @@ def families(
         "Conntrack event counters of /proc/net/stat/nf_conntrack summed over CPUs.",
         labels=["netns", "counter"])
     for s in samples:
-        if s.entries is not None:
-            entries.add_metric([s.label], s.entries)
+        if s.count is not None:
+            entries.add_metric([s.label], s.count)
         ratio = s.usage
         if ratio is not None:
             usage.add_metric([s.label], ratio)
