@@ -61,6 +61,7 @@ run: deps venv
 check: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test-unit: venv
 	$(BIN)/pytest -q tests/unit

@@ -1,10 +1,6 @@
-"""Run the doctor's checks over an observed HostState (pure) and gather the report.
-
-    from hostnet.observe.host import observe
-    from hostnet.checks.runner import evaluate
-    report = evaluate(observe(Root("/")), role=None)
-
-The I/O around it (observing, keeping counter history) is in :mod:`hostnet.service.doctor`.
+"""Run the doctor's checks over an observed HostState (pure) and gather the report:
+``evaluate(host, role=None) -> DoctorReport``. The I/O around it (observing the host, keeping
+counter history) is in :mod:`hostnet.service.doctor`.
 A check that raises is a bug: it is reported as such in ``unreadable`` and the others still
 run, so one broken rule never hides the rest.
 """

@@ -128,16 +128,14 @@ def watch(netns: tuple[str, ...], all_netns: bool, interval: float, top_max_entr
     Per namespace: a usage bar against nf_conntrack_max, the table size over the last
     minutes, growth and drops per second. Keys: q quit, t read the top sources now.
     """
-    from hostnet.host.netns import entered
+    from hostnet.observe.roots import check_namespaces
     from hostnet.service.exporter import Targets
     from hostnet.service.watch import Watcher
 
     if netns and all_netns:
         raise UsageError("--netns and --all-netns do not combine",
                          hint="--all-netns already includes every named namespace")
-    for name in netns:  # fail now, with the list of known names, on a typo
-        with entered(name):
-            pass
+    check_namespaces(list(netns))  # fail now, with the list of known names, on a typo
     targets = Targets(tuple(netns), all_netns, include_own=not netns)
     watcher = Watcher(targets, interval, top_max_entries)
     if once:
