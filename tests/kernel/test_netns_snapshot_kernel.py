@@ -16,6 +16,7 @@ from hostnet.host.netns import entered, list_named
 from hostnet.host.root import Root
 from hostnet.host.snapshot import opened
 from hostnet.observe.collect import collect
+from hostnet.observe.kernel import observe_kernel
 from tests.helpers.netns import Netns
 
 KEY = "net.ipv4.tcp_fin_timeout"
@@ -52,8 +53,8 @@ def test_collect_netns_and_read_back(netns: Callable[..., Netns], tmp_path: Path
     assert meta["netns"] == ns.name
     with opened(str(out)) as root:
         assert root.sysctl_value(KEY) == "23"
-        assert root.kernel_version == Root("/").kernel_version
-        assert root.cpu_count == Root("/").cpu_count
+        assert observe_kernel(root).version == observe_kernel(Root("/")).version
+        assert observe_kernel(root).cpus == observe_kernel(Root("/")).cpus
         # modes survive: conntrack max is read-only inside a child namespace
         if root.sysctl_exists("net.netfilter.nf_conntrack_max"):
             assert root.sysctl_writable("net.netfilter.nf_conntrack_max") is False

@@ -349,17 +349,17 @@ def test_kernel_info_dates_from_a_snapshot(tmp_path: Path) -> None:
     import json
 
     from hostnet.host.root import META_FILE, Root
-    from hostnet.observe.host import observe_kernel
+    from hostnet.observe.kernel import observe_kernel
 
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/stat").write_text("cpu  1 2 3\nbtime 1796192699\nprocesses 5\n")
     meta = tmp_path / META_FILE
     meta.parent.mkdir(parents=True, exist_ok=True)
-    meta.write_text(json.dumps({"time": "2026-12-02T07:00:00+0000"}))
+    meta.write_text(json.dumps({"hostnet": "0.1.0", "time": "2026-12-02T07:00:00+0000"}))
     info = observe_kernel(Root(tmp_path))
     assert info.boot_time == 1796192699.0
     assert info.observed_at == 1796194800.0
-    meta.write_text("{}")
+    meta.write_text('{"hostnet": "0.1.0"}')
     assert observe_kernel(Root(tmp_path)).observed_at is None
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hostnet.errors import InputError
-from hostnet.host.root import Root, SysctlState, count_cpu_list, parse_kernel_version
+from hostnet.host.root import Root, SysctlState
+from hostnet.observe.kernel import count_cpu_list, observe_kernel, parse_kernel_version
 from hostnet.sysctl.keys import key_to_path, normalize_key, path_to_key
 
 
@@ -60,9 +61,10 @@ def test_sysctl_denied(tmp_path: Path) -> None:
 
 def test_machine_facts(tmp_path: Path) -> None:
     root = make_tree(tmp_path)
-    assert root.kernel_version == (5, 10, 0)
-    assert root.mem_total == 16303428 * 1024
-    assert root.cpu_count == 8
+    kernel = observe_kernel(root)
+    assert kernel.version == (5, 10, 0)
+    assert kernel.mem_total == 16303428 * 1024
+    assert kernel.cpus == 8
     assert root.module_params("nf_conntrack") == {"hashsize": "65536"}
     assert root.interface_kind("br0") == "bridge"
     assert root.interface_kind("tap0") == "tun"

@@ -62,7 +62,7 @@ def test_formula_matches_running_kernel() -> None:
     release = read("/proc/sys/kernel/osrelease")
     if buckets is None or meminfo is None or release is None:
         pytest.skip("nf_conntrack not loaded here")
-    from hostnet.host.root import parse_kernel_version
+    from hostnet.observe.kernel import parse_kernel_version
 
     mem = next(int(line.split()[1]) * 1024 for line in meminfo.splitlines()
                if line.startswith("MemTotal:"))

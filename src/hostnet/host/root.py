@@ -133,41 +133,6 @@ class Root:
         text = self.read_text("proc/sys/kernel/osrelease")
         return text.strip() if text else ""
 
-    @cached_property
-    def kernel_version(self) -> tuple[int, int, int]:
-        return parse_kernel_version(self.osrelease)
-
-    @cached_property
-    def meminfo(self) -> dict[str, int]:
-        """/proc/meminfo in bytes."""
-        out: dict[str, int] = {}
-        for line in (self.read_text("proc/meminfo") or "").splitlines():
-            name, _, rest = line.partition(":")
-            parts = rest.split()
-            if not parts:
-                continue
-            try:
-                value = int(parts[0])
-            except ValueError:
-                continue
-            if len(parts) > 1 and parts[1].lower() == "kb":
-                value *= 1024
-            out[name.strip()] = value
-        return out
-
-    @property
-    def mem_total(self) -> int | None:
-        return self.meminfo.get("MemTotal")
-
-    @cached_property
-    def cpu_count(self) -> int:
-        """Online CPUs (from /sys, so snapshots answer too)."""
-        for rel in ("sys/devices/system/cpu/online", "sys/devices/system/cpu/possible"):
-            text = self.read_text(rel)
-            if text and text.strip():
-                return count_cpu_list(text.strip())
-        return os.cpu_count() or 1 if self.is_live else 1
-
     def module_params(self, module: str) -> dict[str, str | None]:
         """/sys/module/MODULE/parameters: value, or None when unreadable (mode 0200/0600)."""
         base = f"sys/module/{module}/parameters"
@@ -207,29 +172,3 @@ class Root:
         from hostnet.host.commands import run_optional
 
         return run_optional(argv, timeout=timeout)
-
-
-def parse_kernel_version(release: str) -> tuple[int, int, int]:
-    nums: list[int] = []
-    for part in release.split("-", 1)[0].split(".")[:3]:
-        digits = ""
-        for ch in part:
-            if not ch.isdigit():
-                break
-            digits += ch
-        nums.append(int(digits) if digits else 0)
-    while len(nums) < 3:
-        nums.append(0)
-    return nums[0], nums[1], nums[2]
-
-
-def count_cpu_list(text: str) -> int:
-    """Count CPUs in a sysfs list such as ``0-3,8-11`` or ``0``."""
-    total = 0
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        total += (int(hi) - int(lo) + 1) if hi else 1
-    return total

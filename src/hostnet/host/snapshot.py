@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,16 @@ class SnapshotMeta:
     netns_inode: int | None = None  # that namespace's inode (names 'netns N' log lines)
     #: Named namespaces by inode when it was collected.
     namespace_names: tuple[tuple[int, str], ...] = ()
+    time: float | None = None  # when it was collected (epoch seconds)
+
+
+def _stamp(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
 
 
 def read_meta(root: Root) -> SnapshotMeta | None:
@@ -289,7 +300,7 @@ def read_meta(root: Root) -> SnapshotMeta | None:
     return SnapshotMeta(netns=get("netns", str), uid=get("uid", int),
                         members=get("members", int),
                         skipped=tuple(str(s) for s in get("skipped", list) or []),
-                        netns_inode=get("netns_inode", int),
+                        netns_inode=get("netns_inode", int), time=_stamp(get("time", str)),
                         namespace_names=tuple(sorted((int(k), str(v)) for k, v in names.items()
                                                      if str(k).isdigit())))
 

@@ -11,51 +11,17 @@ raised.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Sequence
-from datetime import datetime
 
 from hostnet.errors import HostnetError, PermissionDenied, UsageError
-from hostnet.host.root import META_FILE, Root
+from hostnet.host.root import Root
 from hostnet.host.snapshot import SnapshotMeta, read_meta
-from hostnet.model.host import HostState, KernelInfo, NetnsState
+from hostnet.model.host import HostState, NetnsState
+from hostnet.observe.kernel import observe_kernel
 from hostnet.observe.netns import Want, observe_namespace
 
 __all__ = ["Want", "observe", "observe_kernel"]
-
-
-def boot_time(root: Root) -> float | None:
-    """btime of /proc/stat: when the machine booted (epoch seconds)."""
-    try:
-        text = root.read_text("proc/stat")
-    except PermissionError:
-        return None
-    for line in (text or "").splitlines():
-        if line.startswith("btime "):
-            value = line.split()[1]
-            return float(value) if value.isdigit() else None
-    return None
-
-
-def observed_at(root: Root) -> float | None:
-    """Now on the live host; a snapshot's collection time (meta.json), if it has one."""
-    if root.is_live:
-        return time.time()
-    try:
-        meta = json.loads(root.read_text(META_FILE) or "{}")
-        stamp = meta.get("time") if isinstance(meta, dict) else None
-        return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except (ValueError, PermissionError, TypeError):
-        return None
-
-
-def observe_kernel(root: Root) -> KernelInfo:
-    return KernelInfo(release=root.osrelease,
-                      version=root.kernel_version if root.osrelease else (6, 0, 0),
-                      mem_total=root.mem_total, cpus=root.cpu_count,
-                      boot_time=boot_time(root), observed_at=observed_at(root))
 
 
 #: Files observe reads quietly when it can (they are root-only on most hosts).
