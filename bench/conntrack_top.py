@@ -15,7 +15,7 @@ What it does (as root):
      hostnet conntrack top --by src --netns NS         (auto: /proc file)
      hostnet conntrack top --by src --netns NS --source netlink
      hostnet conntrack top --by dst,dport / --by proto,state / --proto tcp --assured --src NET
-     the library with and without its reader thread (one core vs two)
+     the library in one process (no interpreter start-up per run)
      the doctor's table composition (library), also from another source tree with
      --compare-src DIR (e.g. the previous commit: git archive HEAD~1 src | tar -x -C DIR)
 5. deletes the namespace.
@@ -84,7 +84,7 @@ from hostnet.host.netns import entered
 from hostnet.host.root import Root
 from hostnet.host.conntrack_source import open_table
 from hostnet.conntrack.top import top
-with entered(sys.argv[1]), open_table(Root('/'), threaded=sys.argv[2] == '1') as t:
+with entered(sys.argv[1]), open_table(Root('/')) as t:
     r = top(t.chunks, 'src')
 print(r.matched)
 """
@@ -155,10 +155,8 @@ def main() -> int:
                             [*top, "--by", "proto,state"], r))
         rows.append(measure("hostnet conntrack top --proto tcp --assured --src 198.51.100.0/28",
                             [*top, "--proto", "tcp", "--assured", "--src", "198.51.100.0/28"], r))
-        rows.append(measure("library top(src), reader thread (2 cores)",
-                            [py, "-c", LIB_SNIPPET, ns, "1"], r))
-        rows.append(measure("library top(src), no reader thread (1 core)",
-                            [py, "-c", LIB_SNIPPET, ns, "0"], r))
+        rows.append(measure("library top(src), in one process",
+                            [py, "-c", LIB_SNIPPET, ns], r))
         if args.pyroute2:
             snippet = (
                 "from pyroute2 import NFCTSocket\nfrom hostnet.host.netns import entered\n"
