@@ -1,0 +1,1 @@
+"""Typed configuration (hostnet.toml) models and loaders."""
