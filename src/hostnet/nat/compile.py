@@ -55,7 +55,7 @@ def _any(family: m.Family) -> m.IPNetwork:
     return ipaddress.IPv6Network("::/0")
 
 
-def _collapse(nets: Iterable[m.IPNetwork]) -> list[m.IPNetwork]:
+def collapse(nets: Iterable[m.IPNetwork]) -> list[m.IPNetwork]:
     """Networks without overlaps (an interval set refuses overlapping elements)."""
     v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
@@ -191,7 +191,7 @@ def _lan_and_nat(b: _Builder, fam: m.Family) -> None:
             "1:1 NAT"))
     if lans:
         b.add_set(ir.NamedSet(f"lan{n}", (da,), tuple(
-            ir.Element((net,)) for net in _collapse(lans)), interval=True,
+            ir.Element((net,)) for net in collapse(lans)), interval=True,
             about="LAN networks (masquerade sources, 1:1 private addresses)"))
         b.rule("filter_forward", ir.Rule(
             (ir.CtStateNew(), ir.CtDnat(negate=True), ir.Lookup((F.IIFNAME,), "outside"),
