@@ -127,7 +127,9 @@ def lookup(table: ir.Table, set_name: str, values: Sequence[Any]) -> ir.Element 
     return None
 
 
-def _match(table: ir.Table, router: Router, ctx: _Ctx, x: ir.Match) -> tuple[bool, ir.Element | None]:
+def _match(
+    table: ir.Table, router: Router, ctx: _Ctx, x: ir.Match
+) -> tuple[bool, ir.Element | None]:
     if isinstance(x, ir.Lookup):
         try:
             e = lookup(table, x.set_name, [_field(ctx, f) for f in x.key])

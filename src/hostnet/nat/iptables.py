@@ -116,7 +116,7 @@ def _document(cfg: m.NatConfig, fam: m.Family) -> list[str]:
             rules["HOSTNET-FORWARD"].append(
                 f"-A HOSTNET-FORWARD -i {iface} -d {lan} -m conntrack --ctstate NEW -m "
                 f"conntrack ! --ctstate DNAT {_c('new flow from outside to the LAN')} -j DROP")
-    if fwds and any(f.hairpin for f in fwds) or o2o:
+    if any(f.hairpin for f in fwds) or o2o:
         for a in lans:
             for b in lans:
                 rules["HOSTNET-SNAT"].append(f"-A HOSTNET-SNAT -s {a} -d {b} -m conntrack "
