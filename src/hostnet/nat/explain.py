@@ -114,9 +114,10 @@ def _component(want: ir.Value, got: Any) -> bool:
         return False
     if isinstance(want, m.PortRange):
         return isinstance(got, int) and got in want
-    if isinstance(want, m.Proto | str | int) or not hasattr(want, "prefixlen"):
-        return bool(want == got)
-    return bool(got.version == want.version and got in want)  # type: ignore[union-attr]
+    if isinstance(want, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return isinstance(got, ipaddress.IPv4Address | ipaddress.IPv6Address) and \
+            got.version == want.version and got in want
+    return bool(want == got)
 
 
 def lookup(table: ir.Table, set_name: str, values: Sequence[Any]) -> ir.Element | None:

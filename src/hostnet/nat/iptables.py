@@ -69,8 +69,8 @@ def _document(cfg: m.NatConfig, fam: m.Family) -> list[str]:
         for chain in ("HOSTNET-DNAT", "HOSTNET-OUTPUT"):
             rules[chain].append(f"-A {chain} -d {_net(o.public)} {lab} -j DNAT "
                                 f"--to-destination {o.private}")
-        out = cfg.one_to_one_out(o)
-        rules["HOSTNET-SNAT"].append(f"-A HOSTNET-SNAT -o {out} -s {_net(o.private)} {lab} "
+        oif = cfg.one_to_one_out(o)
+        rules["HOSTNET-SNAT"].append(f"-A HOSTNET-SNAT -o {oif} -s {_net(o.private)} {lab} "
                                      f"-j SNAT --to-source {o.public}")
     seen: set[tuple[m.Proto, m.PortRange]] = set()
     for f in fwds:

@@ -123,8 +123,9 @@ def assume(cfg: m.NatConfig, dst: m.IPAddress) -> tuple[Router, str]:
     nets = [*cfg.lan_networks(m.Family.V4), *cfg.lan_networks(m.Family.V6)]
     v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
-    lans = [n for n in (*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6))
-            if n.prefixlen < n.max_prefixlen]
+    merged: list[m.IPNetwork] = [*ipaddress.collapse_addresses(v4),
+                                 *ipaddress.collapse_addresses(v6)]
+    lans = [n for n in merged if n.prefixlen < n.max_prefixlen]
     publics = {o.public for o in cfg.one_to_one}
     public = not dst.is_loopback and dst not in publics and not any(
         dst.version == n.version and dst in n for n in nets)
