@@ -135,7 +135,7 @@ class CtStateNew:
 
 @dataclass(frozen=True)
 class CtDnat:
-    """``ct status dnat`` (``!=`` when negated)."""
+    """``ct status dnat`` (the bit; ``ct status ! dnat`` when negated)."""
 
     negate: bool = False
 

@@ -70,7 +70,8 @@ def match(x: ir.Match) -> str:
     if isinstance(x, ir.CtStateNew):
         return "ct state new"
     if isinstance(x, ir.CtDnat):
-        return f"ct status {'!= ' if x.negate else ''}dnat"
+        # ct status is a bitmask: "!= dnat" would compare the whole value; "! dnat" tests the bit
+        return f"ct status {'! ' if x.negate else ''}dnat"
     if isinstance(x, ir.FamilyIs):
         return f"meta nfproto ipv{x.family.value}"
     if isinstance(x, ir.ProtoIn):
