@@ -205,6 +205,8 @@ def explain_cmd(src: str, dst: str, proto: str, iif: str | None, state: str, con
                 click.echo(f"{'':15}rule: {step.rule}")
             if step.origin:
                 click.echo(f"{'':15}from: {step.origin}")
+        for caveat in res.caveats:
+            click.echo(f"caveat: {caveat}")
         click.echo(f"verdict: {res.verdict}" + (f" -> {res.delivered_to} (source seen: "
                                                 f"{res.source_seen})" if res.delivered_to
                                                 else f" ({res.reason})"))

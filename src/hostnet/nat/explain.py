@@ -58,11 +58,13 @@ class Result:
     conntrack: str
     steps: tuple[Step, ...]
     translated: bool = False
+    caveats: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, "verdict": self.verdict, "delivered_to": self.delivered_to,
                 "source_seen": self.source_seen, "reason": self.reason,
-                "conntrack": self.conntrack, "steps": [s.to_json() for s in self.steps]}
+                "conntrack": self.conntrack, "caveats": list(self.caveats),
+                "steps": [s.to_json() for s in self.steps]}
 
 
 def endpoint(addr: m.IPAddress, port: int | None) -> str:
@@ -84,6 +86,7 @@ class _Ctx:
     snat: bool = False
     orig: tuple[m.IPAddress, int | None, m.IPAddress, int | None] | None = None
     steps: list[Step] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
 
 
 def _field(ctx: _Ctx, f: ir.Field) -> Any:
@@ -240,6 +243,9 @@ def _hook(table: ir.Table, router: Router, ctx: _Ctx, hook: ir.Hook,
         else:
             near = min(ours, key=lambda c: abs(c.priority - obj.priority), default=None)
             said = notes(obj, near) if near else []
+            if obj.policy == "drop" or obj.can("drop") or obj.can("reject"):
+                ctx.caveats.append(f"{obj.where} ({hook.value}, priority {obj.priority}) can "
+                                   "drop it: a drop in any table wins")
             ctx.steps.append(Step(hook.value, f"{obj.type} chain of another table, policy "
                                   f"{obj.policy}, {len(obj.rules)} rule(s), not evaluated: "
                                   + "; ".join(said), table=f"{obj.family} {obj.table}",
@@ -275,7 +281,7 @@ def explain(table: ir.Table, cfg: m.NatConfig, router: Router, p: Packet,
         steps.append(Step("verdict", f"{verdict}: {reason}"))
         return Result(verdict, to, reason, seen, _entry(ctx, p) if verdict == "delivered"
                       else ("none" if ctx.ct != "untracked" else "none (untracked)"),
-                      tuple(steps), ctx.dnat or ctx.snat)
+                      tuple(steps), ctx.dnat or ctx.snat, tuple(ctx.caveats))
 
     if p.iif is None:
         steps.append(Step("origin", f"sent by the router itself from {endpoint(p.src, p.sport)}"))

@@ -68,9 +68,11 @@ def _actions(expr: list[Any]) -> tuple[str, ...]:
     for item in expr:
         if not isinstance(item, dict):
             continue
-        for key in (*VERDICT_KEYS, *NAT_KEYS):
-            if key in item and key not in found:
-                found.append(key)
+        names = [k for k in (*VERDICT_KEYS, *NAT_KEYS) if k in item]
+        xt = item.get("xt")
+        if isinstance(xt, dict) and xt.get("type") == "target":  # iptables-nft targets
+            names.append(str(xt.get("name", "")).lower())
+        found += [k for k in names if k not in found]
     return tuple(found)
 
 
@@ -133,9 +135,14 @@ def overlaps(rs: Ruleset, ours: ir.Table) -> list[Overlap]:
 
 def notes(other: BaseChain, ours: ir.Chain) -> list[str]:
     said: list[str] = []
-    order = "before" if other.priority < ours.priority else "after"
-    said.append(f"priority {other.priority} runs {order} {ir.TABLE_FAMILY} {ir.TABLE_NAME} "
-                f"{ours.name} (priority {ours.priority})")
+    ref = f"{ir.TABLE_FAMILY} {ir.TABLE_NAME} {ours.name} (priority {ours.priority})"
+    if other.priority == ours.priority:
+        order = "same"
+        said.append(f"priority {other.priority} is the same as {ref}: which runs first is "
+                    "not defined")
+    else:
+        order = "before" if other.priority < ours.priority else "after"
+        said.append(f"priority {other.priority} runs {order} {ref}")
     if other.policy == "drop":
         said.append("policy drop: whatever it does not accept is dropped, even what hostnet "
                     "lets through (a drop anywhere wins)")
@@ -148,6 +155,8 @@ def notes(other: BaseChain, ours: ir.Chain) -> list[str]:
         if order == "before":
             said.append("translates first: a flow it NATs is not seen by hostnet's NAT chain "
                         "on this hook")
-        else:
+        elif order == "after":
             said.append("sees only flows hostnet's NAT chain did not translate")
+        else:
+            said.append("the first of the two NAT chains to translate a flow wins")
     return said
