@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -249,7 +249,8 @@ def parse_nat(text: str, path: str = "hostnet.toml") -> LoadedNat:
             found.append(f"{path}:{_line_of(lines, dotted)}: {dotted}: {_message(err)}")
         raise InputError("\n".join(found), hint="fix the keys named above") from None
     config = build(schema, Path(path).name, lines)
-    problems = validate(config)
+    problems = [replace(p, origin=replace(p.origin, line=_line_of(lines, p.origin.path)
+                                          or p.origin.line)) for p in validate(config)]
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise InputError("\n".join(p.render(path) for p in errors),
