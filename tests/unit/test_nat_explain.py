@@ -38,10 +38,12 @@ def test_allowlisted_client_reaches_the_forward() -> None:
     assert res.conntrack == ("original tcp 203.0.113.50:40000 -> 203.0.113.1:3389, reply "
                              "198.51.100.20:3389 -> 203.0.113.50:40000")
     phases = [s.phase for s in res.steps]
-    assert phases == ["ingress", "neighbour", "prerouting", "prerouting", "prerouting", "route",
-                      "rp_filter", "forward", "postrouting", "verdict"]
-    dnat = res.steps[4]
-    assert dnat.chain == "dnat_prerouting" and dnat.priority == -100
+    assert phases == ["ingress", "neighbour", "prerouting", "prerouting", "prerouting",
+                      "prerouting", "route", "rp_filter", "forward", "forward", "forward",
+                      "postrouting", "verdict"]
+    assert (res.steps[4].chain, res.steps[4].priority) == ("dnat_prerouting", -100)
+    dnat = res.steps[5]
+    assert dnat.chain == "a4_0_in" and "destination becomes 198.51.100.20:3389" in dnat.text
     assert dnat.origin == "nat-issue-example.toml:9 nat.forward[0]"
 
 

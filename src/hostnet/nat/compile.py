@@ -67,6 +67,7 @@ class _Builder:
         self.cfg = cfg
         self.sets: list[ir.NamedSet] = []
         self.chains: dict[str, list[ir.Rule]] = {}
+        self.regulars: dict[str, list[ir.Rule]] = {}
 
     def add_set(self, s: ir.NamedSet) -> bool:
         if s.elements:
@@ -76,6 +77,29 @@ class _Builder:
     def rule(self, chain: str, rule: ir.Rule) -> None:
         self.chains.setdefault(chain, []).append(rule)
 
+    def regular(self, chain: str, rule: ir.Rule) -> None:
+        self.regulars.setdefault(chain, []).append(rule)
+
+
+class _Acls:
+    """Distinct allowlists of one family: each becomes an interval set ``aN_K`` of sources
+    and small chains that check it, so per-forward data stays in hash maps and a packet
+    costs the same number of lookups however many forwards there are."""
+
+    def __init__(self, fam: m.Family) -> None:
+        self.n = _sfx(fam)
+        self.ids: dict[tuple[m.IPNetwork, ...], int] = {}
+        self.origins: dict[int, list[m.Origin]] = {}
+
+    def id(self, sources: tuple[m.IPNetwork, ...], origin: m.Origin) -> int:
+        key = tuple(collapse(sources))
+        k = self.ids.setdefault(key, len(self.ids))
+        self.origins.setdefault(k, []).append(origin)
+        return k
+
+    def name(self, k: int, use: str = "") -> str:
+        return f"a{self.n}_{k}{'_' + use if use else ''}"
+
 
 def _forwards(b: _Builder, fam: m.Family) -> None:
     cfg, n = b.cfg, _sfx(fam)
@@ -83,89 +107,105 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
     if not fwds:
         return
     atype = ir.addr_type(fam)
+    acls = _Acls(fam)
     dnat_map: list[ir.Element] = []
-    allow: list[ir.Element] = []
-    ports: list[ir.Element] = []
+    acl_map: list[ir.Element] = []
     port_map: list[ir.Element] = []
-    hp_allow: list[ir.Element] = []
-    hp_ports: list[ir.Element] = []
-    targets: list[ir.Element] = []
-    check: list[ir.Element] = []
+    hp_map: list[ir.Element] = []
+    check: dict[tuple[ir.Value, ...], tuple[list[m.IPNetwork], m.Origin]] = {}
     seen_port: set[tuple[m.Proto, int]] = set()
+    uses: set[tuple[int, str]] = set()
     for f in fwds:
         o = f.origin
-        ports.append(ir.Element((f.in_iface, f.proto, f.ports), origin=o))
+        k = acls.id(f.sources, o)
+        uses.add((k, "in"))
+        if f.hairpin:
+            uses.add((k, "hp"))
         for port in range(f.ports.first, f.ports.last + 1):
             target = (f.to_addr, f.target_port(port))
             dnat_map.append(ir.Element((f.in_iface, f.proto, port), target, o))
+            acl_map.append(ir.Element((f.in_iface, f.proto, port), (ir.Jump(acls.name(k, "in")),),
+                                      o))
             if (f.proto, port) not in seen_port:
                 seen_port.add((f.proto, port))
                 port_map.append(ir.Element((f.proto, port), target, o))
-        tports = f.ports if f.to_port is None else m.PortRange(f.to_port, f.to_port)
-        targets.append(ir.Element((f.proto, f.ports, f.to_addr, tports), origin=o))
-        for src in f.sources:
-            allow.append(ir.Element((f.in_iface, f.proto, f.ports, src), origin=o))
-            check.append(ir.Element((f.proto, f.ports, f.to_addr, tports, src), origin=o))
-            if f.hairpin:
-                hp_allow.append(ir.Element((f.proto, f.ports, src), origin=o))
-        if f.hairpin:
-            hp_ports.append(ir.Element((f.proto, f.ports), origin=o))
+                if f.hairpin:
+                    hp_map.append(ir.Element((f.proto, port), (ir.Jump(acls.name(k, "hp")),), o))
+            srcs, _ = check.setdefault((f.proto, port, *target), ([], o))
+            srcs.extend(f.sources)
+    check_map: list[ir.Element] = []
+    for key, (srcs, o) in check.items():
+        k = acls.id(tuple(srcs), o)
+        uses.add((k, "fwd"))
+        check_map.append(ir.Element(key, (ir.Jump(acls.name(k, "fwd")),), o))
     origins = [f.origin for f in fwds]
     hp_origins = [f.origin for f in fwds if f.hairpin]
     sa, da = ir.saddr(fam), ir.daddr(fam)
     key_in = (F.IIFNAME, F.L4PROTO, F.DPORT)
     key_port = (F.L4PROTO, F.DPORT)
+    ct_key = (F.L4PROTO, F.CT_ORIG_DPORT, da, F.DPORT)
+    verdict = ("verdict",)
     b.add_set(ir.NamedSet(f"fwd{n}", key_in, tuple(dnat_map), (atype, "inet_service"),
                           about="port forwards: in interface . proto . port -> target"))
-    b.add_set(ir.NamedSet(f"fwd{n}_allow", (*key_in, sa), tuple(allow), interval=True,
-                          about="allowlists: in interface . proto . ports . source"))
-    b.add_set(ir.NamedSet(f"fwd{n}_ports", key_in, tuple(ports), interval=True,
-                          about="forwarded ports per in interface"))
+    b.add_set(ir.NamedSet(f"fwd{n}_acl", key_in, tuple(acl_map), verdict,
+                          about="port forwards: in interface . proto . port -> allowlist"))
     b.add_set(ir.NamedSet(f"port{n}", key_port, tuple(port_map), (atype, "inet_service"),
                           about="forwarded ports for hairpin and the router's own traffic"))
-    ct_key = (F.L4PROTO, F.CT_ORIG_DPORT, da, F.DPORT)
-    b.add_set(ir.NamedSet(f"fwd{n}_targets", ct_key, tuple(targets), interval=True,
-                          about="proto . public ports . target . target ports"))
-    b.add_set(ir.NamedSet(f"fwd{n}_check", (*ct_key, ir.ct_orig_saddr(fam)), tuple(check),
-                          interval=True, about="forward targets . allowed original source"))
+    b.add_set(ir.NamedSet(f"fwd{n}_check", ct_key, tuple(check_map), verdict,
+                          about="proto . public port . target . port -> allowlist"))
+    for k, sources in enumerate(acls.ids):
+        b.add_set(ir.NamedSet(acls.name(k), (sa,), tuple(ir.Element((s,)) for s in sources),
+                              interval=True, about="allowlist of " + ", ".join(
+                                  sorted({o.path for o in acls.origins[k]}))[:100]))
+        what = lines_comment(acls.origins[k], "allowlist")
+        if (k, "in") in uses:
+            b.regular(acls.name(k, "in"), ir.Rule(
+                (ir.Lookup((sa,), acls.name(k)),), ir.Dnat(fam, key_in, f"fwd{n}"),
+                what + " -> DNAT", "port forward"))
+        if (k, "hp") in uses:
+            b.regular(acls.name(k, "hp"), ir.Rule(
+                (ir.Lookup((sa,), acls.name(k)),), ir.Dnat(fam, key_port, f"port{n}"),
+                what + " -> hairpin DNAT", "hairpin port forward"))
+        if (k, "fwd") in uses:
+            b.regular(acls.name(k, "fwd"), ir.Rule(
+                (ir.Lookup((ir.ct_orig_saddr(fam),), acls.name(k), negate=True),),
+                ir.Verdict.DROP, what + ": original source not in it",
+                "not in the allowlist (original source and port) of"))
     b.rule("dnat_prerouting", ir.Rule(
-        (ir.FibLocal(), ir.Lookup((*key_in, sa), f"fwd{n}_allow")),
-        ir.Dnat(fam, key_in, f"fwd{n}"),
-        lines_comment(origins, "DNAT allowlisted sources from the in interface"),
+        (ir.FibLocal(),), ir.Vmap(key_in, f"fwd{n}_acl"),
+        lines_comment(origins, "port forwards arriving on their in interface"),
         "port forward"))
     b.rule("dnat_output", ir.Rule(
         (ir.FibLocal(), ir.NotLoopback(fam)), ir.Dnat(fam, key_port, f"port{n}"),
         lines_comment(origins, "the router's own traffic to a forwarded port"),
         "port forward of the router's own traffic"))
     b.rule("filter_input", ir.Rule(
-        (ir.FamilyIs(fam), ir.Lookup(key_in, f"fwd{n}_ports"), ir.CtDnat(negate=True)),
+        (ir.FamilyIs(fam), ir.Lookup(key_in, f"fwd{n}"), ir.CtDnat(negate=True)),
         ir.Verdict.DROP,
         lines_comment(origins, "forwarded port, source not allowlisted"),
         "not in the allowlist of"))
-    if b.add_set(ir.NamedSet(f"hairpin{n}_allow", (*key_port, sa), tuple(hp_allow),
-                             interval=True, about="hairpin allowlists: proto . ports . source")):
-        b.add_set(ir.NamedSet(f"hairpin{n}_ports", key_port, tuple(hp_ports), interval=True,
-                              about="ports forwarded with hairpin"))
-        hairpin_from = (ir.Lookup((F.IIFNAME,), "outside", negate=True),
-                        ir.FibLocal(), ir.FibLocal(negate=True, on_iif=True))
+    if b.add_set(ir.NamedSet(f"hairpin{n}", key_port, tuple(hp_map), verdict,
+                             about="ports forwarded with hairpin -> allowlist")):
+        # a plain lookup may not name a verdict map whose chains NAT (the kernel checks
+        # the jumps against the hook of every chain that uses the map)
+        b.add_set(ir.NamedSet(f"hairpin{n}_ports", key_port, tuple(
+            ir.Element(e.key, origin=e.origin) for e in hp_map), about="hairpin ports"))
+        outside = ir.Lookup((F.IIFNAME,), "outside", negate=True)
+        not_on_iif = ir.FibLocal(negate=True, on_iif=True)
         b.rule("dnat_prerouting", ir.Rule(
-            (*hairpin_from, ir.Lookup((*key_port, sa), f"hairpin{n}_allow")),
-            ir.Dnat(fam, key_port, f"port{n}"),
+            (outside, ir.FibLocal(), not_on_iif), ir.Vmap(key_port, f"hairpin{n}"),
             lines_comment(hp_origins, "hairpin: LAN host to a public address"),
             "hairpin port forward"))
         b.rule("filter_input", ir.Rule(
-            (ir.FamilyIs(fam), hairpin_from[0], hairpin_from[2],
-             ir.Lookup(key_port, f"hairpin{n}_ports"),
+            (ir.FamilyIs(fam), outside, not_on_iif, ir.Lookup(key_port, f"hairpin{n}_ports"),
              ir.CtDnat(negate=True)),
             ir.Verdict.DROP,
             lines_comment(hp_origins, "hairpin to a forwarded port, source not allowlisted"),
             "not in the allowlist (hairpin) of"))
     b.rule("filter_forward", ir.Rule(
-        (ir.ProtoIn(), ir.CtStateNew(), ir.CtDnat(), ir.Lookup(ct_key, f"fwd{n}_targets"),
-         ir.Lookup((*ct_key, ir.ct_orig_saddr(fam)), f"fwd{n}_check", negate=True)),
-        ir.Verdict.DROP,
-        lines_comment(origins, "DNATed flow to a forward target from a source not allowlisted"),
-        "not in the allowlist (original source and port) of"))
+        (ir.ProtoIn(), ir.CtStateNew(), ir.CtDnat()), ir.Vmap(ct_key, f"fwd{n}_check"),
+        lines_comment(origins, "DNATed new flow to a forward target: check its allowlist"),
+        "forward target"))
 
 
 def _lan_and_nat(b: _Builder, fam: m.Family) -> None:
@@ -287,4 +327,7 @@ def compile_table(cfg: m.NatConfig) -> ir.Table:
             if name == "dnat_prerouting":  # 1:1 first, it covers every port of its address
                 rules.sort(key=lambda r: 0 if r.reason == "1:1 NAT" else 1)
             chains.append(ir.Chain(name, ctype, hook, prio, tuple(rules)))
+    for name, rules in b.regulars.items():
+        ctype = ir.ChainType.NAT if not name.endswith("_fwd") else ir.ChainType.FILTER
+        chains.append(ir.Chain(name, ctype, None, 0, tuple(rules)))
     return ir.Table(tuple(b.sets), tuple(chains), _needs(cfg), cfg.origin.file)

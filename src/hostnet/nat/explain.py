@@ -155,17 +155,21 @@ def _match(
     return ctx.dst.version == x.family.value and not loop, None
 
 
-def _run_chain(table: ir.Table, router: Router, ctx: _Ctx, chain: ir.Chain) -> str | None:
-    """Evaluate our chain; return a drop reason, or None when the packet goes on."""
-    where = {"table": f"{ir.TABLE_FAMILY} {ir.TABLE_NAME}", "chain": chain.name,
-             "priority": chain.priority}
-    if chain.type is ir.ChainType.NAT and ctx.ct != "new":
+def _run_chain(table: ir.Table, router: Router, ctx: _Ctx, chain: ir.Chain, hook: ir.Hook,
+               via: m.Origin | None = None) -> tuple[str, str | None]:
+    """Evaluate one of our chains. Returns ("drop", reason), ("accept", None) when a
+    verdict or a NAT statement ends the base chain, or ("next", None) when the chain runs
+    out (a base chain then applies its policy, a jumped-to chain returns)."""
+    where: dict[str, Any] = {"table": f"{ir.TABLE_FAMILY} {ir.TABLE_NAME}",
+                             "chain": chain.name,
+                             "priority": chain.priority if chain.hook else None}
+    if chain.hook is not None and chain.type is ir.ChainType.NAT and ctx.ct != "new":
         why = "untracked packets are never NATed" if ctx.ct == "untracked" else \
             "established: the entry's translation applies, NAT chains are not consulted"
-        ctx.steps.append(Step(chain.hook.value, f"nat chain skipped: {why}", **where))  # type: ignore[arg-type]
-        return None
+        ctx.steps.append(Step(hook.value, f"nat chain skipped: {why}", **where))
+        return "next", None
     for rule in chain.rules:
-        origin: m.Origin | None = None
+        origin: m.Origin | None = via
         ok = True
         for x in rule.matches:
             hit, e = _match(table, router, ctx, x)
@@ -178,18 +182,30 @@ def _run_chain(table: ir.Table, router: Router, ctx: _Ctx, chain: ir.Chain) -> s
             continue
         act = rule.action
         label = origin.label if origin else None
+        text = rule_text(rule)
         if isinstance(act, ir.Verdict):
-            text = f"rule matched: {act.value}"
-            ctx.steps.append(Step(chain.hook.value, text, rule=rule_text(rule), origin=label,
-                                  **where))  # type: ignore[arg-type]
+            ctx.steps.append(Step(hook.value, f"rule matched: {act.value}", rule=text,
+                                  origin=label, **where))
             if act is ir.Verdict.DROP:
                 tail = f" {origin.path}" if origin and rule.reason.endswith(" of") else ""
-                return (rule.reason or "dropped") + tail
-            return None
+                return "drop", (rule.reason or "dropped") + tail
+            return "accept", None
         if isinstance(act, ir.Notrack):
             ctx.ct = "untracked"
-            ctx.steps.append(Step(chain.hook.value, "notrack: no conntrack entry, no NAT",
-                                  rule=rule_text(rule), origin=label, **where))  # type: ignore[arg-type]
+            ctx.steps.append(Step(hook.value, "notrack: no conntrack entry, no NAT", rule=text,
+                                  origin=label, **where))
+            continue
+        if isinstance(act, ir.Vmap):
+            e = lookup(table, act.map_name, [_field(ctx, f) for f in act.key])
+            if e is None or not isinstance(e.value[0], ir.Jump):
+                continue
+            target = e.value[0].chain
+            ctx.steps.append(Step(hook.value, f"{rule.reason}: jump {target}", rule=text,
+                                  origin=e.origin.label if e.origin else label, **where))
+            kind, reason = _run_chain(table, router, ctx, table.chain(target), hook,
+                                      e.origin or origin)
+            if kind != "next":
+                return kind, reason
             continue
         if isinstance(act, ir.Dnat | ir.Snat):
             e = lookup(table, act.map_name, [_field(ctx, f) for f in act.key])
@@ -203,25 +219,27 @@ def _run_chain(table: ir.Table, router: Router, ctx: _Ctx, chain: ir.Chain) -> s
                 ctx.dst, ctx.dnat = addr, True
                 if isinstance(port, int):
                     ctx.dport = port
-                text = f"{rule.reason}: destination becomes {endpoint(ctx.dst, ctx.dport)}"
+                said = f"{rule.reason}: destination becomes {endpoint(ctx.dst, ctx.dport)}"
             else:
                 ctx.src, ctx.snat = addr, True
-                text = f"{rule.reason}: source becomes {ctx.src}"
-            ctx.steps.append(Step(chain.hook.value, text, rule=rule_text(rule), origin=label,
-                                  **where))  # type: ignore[arg-type]
-            return None
+                said = f"{rule.reason}: source becomes {ctx.src}"
+            ctx.steps.append(Step(hook.value, said, rule=text, origin=label, **where))
+            return "accept", None
         if isinstance(act, ir.Masquerade):
             new = router.address_on(ctx.oif or "", ctx.src.version)
             if new is None:
-                return f"masquerade: {ctx.oif} has no address"
+                return "drop", f"masquerade: {ctx.oif} has no address"
             ctx.src, ctx.snat = new, True
-            ctx.steps.append(Step(chain.hook.value, f"{rule.reason}: source becomes {new} "
-                                  f"(the address of {ctx.oif})", rule=rule_text(rule),
-                                  origin=label, **where))  # type: ignore[arg-type]
-            return None
-    ctx.steps.append(Step(chain.hook.value, f"no rule matched: policy {chain.policy.value}",
-                          **where))  # type: ignore[arg-type]
-    return None
+            ctx.steps.append(Step(hook.value, f"{rule.reason}: source becomes {new} "
+                                  f"(the address of {ctx.oif})", rule=text, origin=label,
+                                  **where))
+            return "accept", None
+    if chain.hook is not None:
+        ctx.steps.append(Step(hook.value, f"no rule matched: policy {chain.policy.value}",
+                              **where))
+    else:
+        ctx.steps.append(Step(hook.value, "no rule matched: return", **where))
+    return "next", None
 
 
 def _hook(table: ir.Table, router: Router, ctx: _Ctx, hook: ir.Hook,
@@ -237,8 +255,8 @@ def _hook(table: ir.Table, router: Router, ctx: _Ctx, hook: ir.Hook,
         if obj is None:
             ctx.steps.append(Step(hook.value, _conntrack_text(ctx), priority=prio))
         elif kind == 1:
-            reason = _run_chain(table, router, ctx, obj)
-            if reason is not None:
+            verdict, reason = _run_chain(table, router, ctx, obj, hook)
+            if verdict == "drop":
                 return reason
         else:
             near = min(ours, key=lambda c: abs(c.priority - obj.priority), default=None)

@@ -82,8 +82,15 @@ def addr_type(family: m.Family) -> str:
     return "ipv4_addr" if family is m.Family.V4 else "ipv6_addr"
 
 
-#: One component of a set element: an interface name, a protocol, ports, addresses.
-Value = str | m.Proto | m.PortRange | m.IPNetwork | m.IPAddress | int
+@dataclass(frozen=True)
+class Jump:
+    """A verdict-map value: ``jump CHAIN``."""
+
+    chain: str
+
+
+#: One component of a set element: an interface name, a protocol, ports, addresses, a jump.
+Value = str | m.Proto | m.PortRange | m.IPNetwork | m.IPAddress | int | Jump
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,15 @@ class Masquerade:
     """``masquerade``: source becomes the output interface's address."""
 
 
-Action = Verdict | Notrack | Dnat | Snat | Masquerade
+@dataclass(frozen=True)
+class Vmap:
+    """``KEY vmap @map``: jump to the chain the map names for the key (nothing on a miss)."""
+
+    key: tuple[Field, ...]
+    map_name: str
+
+
+Action = Verdict | Notrack | Dnat | Snat | Masquerade | Vmap
 
 
 @dataclass(frozen=True)
@@ -211,9 +226,11 @@ class Rule:
 
 @dataclass(frozen=True)
 class Chain:
+    """A base chain (hook set), or a regular chain reached by a verdict map (hook None)."""
+
     name: str
     type: ChainType
-    hook: Hook
+    hook: Hook | None
     priority: int
     rules: tuple[Rule, ...]
     policy: Verdict = Verdict.ACCEPT
@@ -259,6 +276,12 @@ class Table:
     chains: tuple[Chain, ...]
     needs: Needs = field(default_factory=Needs)
     source: str = "hostnet.toml"
+
+    def chain(self, name: str) -> Chain:
+        for c in self.chains:
+            if c.name == name:
+                return c
+        raise KeyError(name)
 
     def set(self, name: str) -> NamedSet:
         for s in self.sets:

@@ -18,6 +18,8 @@ REPLACE_PREAMBLE = f"table {ir.TABLE_FAMILY} {ir.TABLE_NAME} {{}}\ndelete table 
 
 
 def value(v: ir.Value) -> str:
+    if isinstance(v, ir.Jump):
+        return f"jump {v.chain}"
     if isinstance(v, m.Proto):
         return v.value
     if isinstance(v, m.PortRange):
@@ -88,6 +90,8 @@ def action(a: ir.Action) -> str:
         return "notrack"
     if isinstance(a, ir.Masquerade):
         return "masquerade"
+    if isinstance(a, ir.Vmap):
+        return f"{key_text(a.key)} vmap @{a.map_name}"
     fam = "ip" if a.family is m.Family.V4 else "ip6"
     verb = "dnat" if isinstance(a, ir.Dnat) else "snat"
     return f"{verb} {fam} to {key_text(a.key)} map @{a.map_name}"
@@ -99,9 +103,10 @@ def rule_text(r: ir.Rule) -> str:
 
 
 def render_chain(c: ir.Chain) -> list[str]:
-    out = [f"\tchain {c.name} {{",
-           f"\t\ttype {c.type.value} hook {c.hook.value} priority {c.priority_text}; "
-           f"policy {c.policy.value};"]
+    out = [f"\tchain {c.name} {{"]
+    if c.hook is not None:
+        out.append(f"\t\ttype {c.type.value} hook {c.hook.value} priority {c.priority_text}; "
+                   f"policy {c.policy.value};")
     out += [f"\t\t{rule_text(r)} comment {quote(r.comment)}" for r in c.rules]
     out.append("\t}")
     return out

@@ -124,6 +124,8 @@ def overlaps(rs: Ruleset, ours: ir.Table) -> list[Overlap]:
     """Every other table's base chain on a hook our table uses, with how it interacts."""
     out: list[Overlap] = []
     for ch in ours.chains:
+        if ch.hook is None:
+            continue
         for other in rs.on_hook(ch.hook.value):
             if (other.family, other.table) == (ir.TABLE_FAMILY, ir.TABLE_NAME):
                 continue
