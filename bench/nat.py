@@ -36,20 +36,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
+from tests.helpers.netns import Netns, link  # noqa: E402
+
 from hostnet.nat import model as m  # noqa: E402
 from hostnet.nat.compile import compile_table  # noqa: E402
 from hostnet.nat.iptables import JUMPS  # noqa: E402
 from hostnet.nat.iptables import render as render_iptables  # noqa: E402
 from hostnet.nat.nftables import render  # noqa: E402
 from hostnet.state import nat_table  # noqa: E402
-from tests.helpers.netns import Netns, link  # noqa: E402
 
 SRV = "198.51.100.20"
 ALLOW = "192.0.2.0/28"
 
 CLIENT = r'''
 import random, selectors, socket, struct, sys, time
-ports, duration, conc = [int(p) for p in sys.argv[1].split(",")], float(sys.argv[2]), int(sys.argv[3])
+ports = [int(p) for p in sys.argv[1].split(",")]
+duration, conc = float(sys.argv[2]), int(sys.argv[3])
 sel = selectors.DefaultSelector(); done = 0; failed = 0
 linger = struct.pack("ii", 1, 0)
 def start():
@@ -113,11 +115,15 @@ def apply_bench(n: int) -> dict[str, float]:
     with Netns("bench-nat") as ns:
         out["compile"] = timed(lambda: render(compile_table(cfg)))
         text = render(compile_table(cfg))
-        out["hostnet_replace"] = timed(lambda: nat_table.replace(text, ns.name))
+        # what apply does on a host without the table: nft -c -f, nft -f
+        out["hostnet_load"] = timed(lambda: nat_table.replace(text, ns.name, previous=None,
+                                                              read_back=False))
+        out["capture"] = timed(lambda: nat_table.read_table(ns.name))
+        out["hostnet_reload"] = timed(lambda: nat_table.replace(text, ns.name))
         nat_table.restore(None, ns.name)
         Path("/tmp/hn-bench-nat.nft").write_text(text)
         out["nft_f"] = timed(lambda: ns.run(["nft", "-f", "/tmp/hn-bench-nat.nft"]))
-        out["hostnet_reload"] = timed(lambda: nat_table.replace(text, ns.name))
+        out["elements"] = float(sum(len(s.elements) for s in compile_table(cfg).sets))
         nat_table.restore(None, ns.name)
     lines = dnat_lines(n)
     restore = "*nat\n" + "\n".join(lines) + "\nCOMMIT\n"
@@ -202,7 +208,7 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in rates.items()}
     kver = Path("/proc/sys/kernel/osrelease").read_text().strip()
     ipt = subprocess.run(["iptables", "--version"], capture_output=True, text=True).stdout.strip()
-    speed = a["per_rule_total"] / a["hostnet_replace"]
+    speed = a["per_rule_total"] / a["hostnet_load"]
     lines = [
         f"# NAT: {n:,} port forwards, apply time and new connections per second",
         "",
@@ -220,11 +226,13 @@ def main() -> int:
         "| how | seconds |",
         "| --- | ---: |",
         f"| hostnet: compile (Python, 10,000 forwards to nft text) | {a['compile']:.3f} |",
-        f"| hostnet: `nft -c -f` + `nft -f` + listing (state.nat_table.replace, empty before) "
-        f"| **{a['hostnet_replace']:.3f}** |",
-        f"| hostnet: the same, replacing its own 10,000-forward table | "
-        f"{a['hostnet_reload']:.3f} |",
+        f"| hostnet: `nft -c -f` + `nft -f` of the compiled file ({int(a['elements']):,} "
+        f"set elements), no table before | **{a['hostnet_load']:.3f}** |",
         f"| `nft -f` of the file alone | {a['nft_f']:.3f} |",
+        f"| capturing the table for rollback (`nft list table inet hostnet`) | "
+        f"{a['capture']:.3f} |",
+        f"| hostnet replacing its own {n:,}-forward table: capture + check + load + "
+        f"read back | {a['hostnet_reload']:.3f} |",
         f"| one `iptables -t nat -A` per forward: first 1,000 on an empty table | "
         f"{a['per_rule_first']:.2f} |",
         f"| one `iptables -t nat -A` per forward: 1,000 more on top of {n - 1000:,} | "
@@ -243,9 +251,11 @@ def main() -> int:
         "",
         f"- hostnet load vs one process per rule: **{speed:.0f}x** faster (target >= 100x: "
         f"{'met' if speed >= 100 else 'not met'}); "
-        f"under 1 s: {'met' if a['hostnet_replace'] < 1 else 'not met'}.",
+        f"under 1 s: {'met' if a['hostnet_load'] < 1 else 'not met'}. Capturing the old table"
+        " for rollback is extra and grows with its size (nft's listing of large maps).",
         f"- hostnet load vs one `iptables-restore` of the DNAT rules: "
-        f"{a['restore_dnat'] / a['hostnet_replace']:.2f}x.",
+        f"{a['restore_dnat'] / a['hostnet_load']:.2f}x (the restore loads only the DNAT "
+        "rules, without allowlist checks in forward filtering or hairpin).",
         "",
         "## New connections per second through the router",
         "",

@@ -126,11 +126,10 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
             dnat_map.append(ir.Element((f.in_iface, f.proto, port), target, o))
             acl_map.append(ir.Element((f.in_iface, f.proto, port), (ir.Jump(acls.name(k, "in")),),
                                       o))
-            if (f.proto, port) not in seen_port:
+            if f.hairpin and (f.proto, port) not in seen_port:
                 seen_port.add((f.proto, port))
                 port_map.append(ir.Element((f.proto, port), target, o))
-                if f.hairpin:
-                    hp_map.append(ir.Element((f.proto, port), (ir.Jump(acls.name(k, "hp")),), o))
+                hp_map.append(ir.Element((f.proto, port), (ir.Jump(acls.name(k, "hp")),), o))
             srcs, _ = check.setdefault((f.proto, port, *target), ([], o))
             srcs.extend(f.sources)
     check_map: list[ir.Element] = []
@@ -138,19 +137,23 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
         k = acls.id(tuple(srcs), o)
         uses.add((k, "fwd"))
         check_map.append(ir.Element(key, (ir.Jump(acls.name(k, "fwd")),), o))
-    origins = [f.origin for f in fwds]
-    hp_origins = [f.origin for f in fwds if f.hairpin]
     sa, da = ir.saddr(fam), ir.daddr(fam)
     key_in = (F.IIFNAME, F.L4PROTO, F.DPORT)
     key_port = (F.L4PROTO, F.DPORT)
     ct_key = (F.L4PROTO, F.CT_ORIG_DPORT, da, F.DPORT)
     verdict = ("verdict",)
+    origins = [f.origin for f in fwds]
+    hp_origins = [f.origin for f in fwds if f.hairpin]
     b.add_set(ir.NamedSet(f"fwd{n}", key_in, tuple(dnat_map), (atype, "inet_service"),
                           about="port forwards: in interface . proto . port -> target"))
     b.add_set(ir.NamedSet(f"fwd{n}_acl", key_in, tuple(acl_map), verdict,
                           about="port forwards: in interface . proto . port -> allowlist"))
-    b.add_set(ir.NamedSet(f"port{n}", key_port, tuple(port_map), (atype, "inet_service"),
-                          about="forwarded ports for hairpin and the router's own traffic"))
+    if b.add_set(ir.NamedSet(f"port{n}", key_port, tuple(port_map), (atype, "inet_service"),
+                             about="hairpin forwards, for LAN hosts and the router itself")):
+        b.rule("dnat_output", ir.Rule(
+            (ir.FibLocal(), ir.NotLoopback(fam)), ir.Dnat(fam, key_port, f"port{n}"),
+            lines_comment(hp_origins, "hairpin: the router's own traffic to a public address"),
+            "port forward of the router's own traffic"))
     b.add_set(ir.NamedSet(f"fwd{n}_check", ct_key, tuple(check_map), verdict,
                           about="proto . public port . target . port -> allowlist"))
     for k, sources in enumerate(acls.ids):
@@ -175,10 +178,6 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
         (ir.FibLocal(),), ir.Vmap(key_in, f"fwd{n}_acl"),
         lines_comment(origins, "port forwards arriving on their in interface"),
         "port forward"))
-    b.rule("dnat_output", ir.Rule(
-        (ir.FibLocal(), ir.NotLoopback(fam)), ir.Dnat(fam, key_port, f"port{n}"),
-        lines_comment(origins, "the router's own traffic to a forwarded port"),
-        "port forward of the router's own traffic"))
     b.rule("filter_input", ir.Rule(
         (ir.FamilyIs(fam), ir.Lookup(key_in, f"fwd{n}"), ir.CtDnat(negate=True)),
         ir.Verdict.DROP,

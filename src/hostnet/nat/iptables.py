@@ -83,7 +83,7 @@ def _document(cfg: m.NatConfig, fam: m.Family) -> list[str]:
             if f.hairpin:
                 rules["HOSTNET-HAIRPIN"].append(f"-A HOSTNET-HAIRPIN {_src(s)}{p} {lab} -j DNAT "
                                                 f"--to-destination {_to(f)}")
-        if (f.proto, f.ports) not in seen:
+        if f.hairpin and (f.proto, f.ports) not in seen:
             seen.add((f.proto, f.ports))
             rules["HOSTNET-OUTPUT"].append(
                 f"-A HOSTNET-OUTPUT ! -d {loop} {p} -m addrtype --dst-type LOCAL {lab} -j DNAT "

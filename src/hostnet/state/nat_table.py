@@ -64,12 +64,20 @@ def _load(text: str, netns: str | None) -> None:
                            f"{proc.stderr.strip()}")
 
 
-def replace(text: str, netns: str | None = None) -> LoadResult:
-    """Replace the table with ``text`` (a compiled file, see nftables.render) atomically."""
-    previous = read_table(netns)
+def replace(text: str, netns: str | None = None, *, read_back: bool = True,
+            previous: str | None | bool = True) -> LoadResult:
+    """Replace the table with ``text`` (a compiled file, see nftables.render) atomically.
+
+    ``previous=True`` captures the table before (for rollback); pass the captured text (or
+    None) when the caller already has it. ``read_back=False`` skips listing the new table
+    (``current`` is then empty and ``changed`` compares nothing but says True)."""
+    before = read_table(netns) if previous is True else previous
+    assert before is None or isinstance(before, str)
     _load(text, netns)
+    if not read_back:
+        return LoadResult(before, "", True)
     current = read_table(netns) or ""
-    return LoadResult(previous, current, previous != current)
+    return LoadResult(before, current, before != current)
 
 
 def restore(previous: str | None, netns: str | None = None) -> LoadResult:
