@@ -183,3 +183,19 @@ def test_cli_bad_endpoints(args: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["nat", "explain", "--config", str(EXAMPLE), "--from", "192.0.2.1", *args])
     assert exc.value.code == 2
+
+
+def test_ipv6_forward_and_allowlist() -> None:
+    router = parse_spec(["wan0=2001:db8:ff00::1/64", "lan0=2001:db8:1::1/64",
+                         "wan0=203.0.113.1/24", "lan0=198.51.100.1/24"], "wan0")
+    path = GOLDEN / "nat-ipv6.toml"
+    ok = run("2001:db8:ffff::5", "2001:db8:ff00::1", 443, "wan0", path=path, router=router)
+    assert (ok.verdict, ok.delivered_to, ok.source_seen) == (
+        "delivered", "[2001:db8:1::20]:8443", "2001:db8:ffff::5")
+    no = run("2001:db8:eeee::5", "2001:db8:ff00::1", 443, "wan0", path=path, router=router)
+    assert no.verdict == "dropped" and no.reason == "not in the allowlist of nat.forward[0]"
+    v4 = run("203.0.113.50", "203.0.113.1", 443, "wan0", path=path, router=router)
+    assert v4.delivered_to == "198.51.100.20:443"
+    # no IPv6 masquerade unless an IPv6 source is listed: LAN hosts leave unchanged
+    out = run("2001:db8:1::30", "2001:db8:9::1", 80, "lan0", path=path, router=router)
+    assert (out.verdict, out.source_seen) == ("delivered", "2001:db8:1::30")

@@ -65,7 +65,7 @@ def _load(text: str, netns: str | None) -> None:
 
 
 def replace(text: str, netns: str | None = None, *, read_back: bool = True,
-            previous: str | None | bool = True) -> LoadResult:
+            previous: str | bool | None = True) -> LoadResult:
     """Replace the table with ``text`` (a compiled file, see nftables.render) atomically.
 
     ``previous=True`` captures the table before (for rollback); pass the captured text (or
