@@ -134,6 +134,8 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
             srcs.extend(f.sources)
     check_map: list[ir.Element] = []
     for key, (srcs, o) in check.items():
+        if any(src.prefixlen == 0 for src in srcs):
+            continue  # open to anyone: nothing to check
         k = acls.id(tuple(srcs), o)
         uses.add((k, "fwd"))
         check_map.append(ir.Element(key, (ir.Jump(acls.name(k, "fwd")),), o))
@@ -145,7 +147,8 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
     origins = [f.origin for f in fwds]
     hp_origins = [f.origin for f in fwds if f.hairpin]
     b.add_set(ir.NamedSet(f"fwd{n}", key_in, tuple(dnat_map), (atype, "inet_service"),
-                          about="port forwards: in interface . proto . port -> target"))
+                          about="port forwards: in interface . proto . port -> target",
+                          comments=False))
     b.add_set(ir.NamedSet(f"fwd{n}_acl", key_in, tuple(acl_map), verdict,
                           about="port forwards: in interface . proto . port -> allowlist"))
     if b.add_set(ir.NamedSet(f"port{n}", key_port, tuple(port_map), (atype, "inet_service"),
@@ -155,7 +158,8 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
             lines_comment(hp_origins, "hairpin: the router's own traffic to a public address"),
             "port forward of the router's own traffic"))
     b.add_set(ir.NamedSet(f"fwd{n}_check", ct_key, tuple(check_map), verdict,
-                          about="proto . public port . target . port -> allowlist"))
+                          about="proto . public port . target . port -> allowlist",
+                          comments=False))
     for k, sources in enumerate(acls.ids):
         b.add_set(ir.NamedSet(acls.name(k), (sa,), tuple(ir.Element((s,)) for s in sources),
                               interval=True, about="allowlist of " + ", ".join(
@@ -201,10 +205,11 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
             ir.Verdict.DROP,
             lines_comment(hp_origins, "hairpin to a forwarded port, source not allowlisted"),
             "not in the allowlist (hairpin) of"))
-    b.rule("filter_forward", ir.Rule(
-        (ir.ProtoIn(), ir.CtStateNew(), ir.CtDnat()), ir.Vmap(ct_key, f"fwd{n}_check"),
-        lines_comment(origins, "DNATed new flow to a forward target: check its allowlist"),
-        "forward target"))
+    if check_map:
+        b.rule("filter_forward", ir.Rule(
+            (ir.ProtoIn(), ir.CtStateNew(), ir.CtDnat()), ir.Vmap(ct_key, f"fwd{n}_check"),
+            lines_comment(origins, "DNATed new flow to a forward target: check its allowlist"),
+            "forward target"))
 
 
 def _lan_and_nat(b: _Builder, fam: m.Family) -> None:

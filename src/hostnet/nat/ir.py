@@ -108,6 +108,9 @@ class NamedSet:
     value_types: tuple[str, ...] = ()  # a map when not empty
     interval: bool = False
     about: str = ""
+    #: Write element comments (the big data maps leave them out: they double nft's work;
+    #: the verdict map with the same keys names the config lines).
+    comments: bool = True
 
     @property
     def is_map(self) -> bool:

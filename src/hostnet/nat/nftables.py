@@ -37,7 +37,7 @@ def quote(text: str) -> str:
 
 def element(s: ir.NamedSet, e: ir.Element) -> str:
     text = " . ".join(value(v) for v in e.key)
-    if e.origin is not None:
+    if e.origin is not None and s.comments:
         text += f" comment {quote(e.origin.label)}"
     if s.is_map:
         text += " : " + " . ".join(value(v) for v in e.value)
