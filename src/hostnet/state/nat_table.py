@@ -15,7 +15,7 @@ from hostnet.errors import CommandError
 from hostnet.host.commands import run
 from hostnet.host.netns import entered
 from hostnet.nat import ir
-from hostnet.nat.model import Forward, Proto
+from hostnet.nat.model import Forward
 from hostnet.nat.nftables import restore_text
 from hostnet.nat.router import Router, parse_addresses, parse_default_routes
 
@@ -112,14 +112,6 @@ def clear_forward_flows(forwards: list[Forward], netns: str | None = None) -> Co
         per.append((f.origin.label, count))
         total += count
     return ConntrackCleared(total, tuple(per))
-
-
-def count_flows(proto: Proto, dport: int, netns: str | None = None) -> int:
-    """How many conntrack entries have this original protocol and destination port."""
-    with entered(netns):
-        proc = run(["conntrack", "-L", "-p", proto.value, "--orig-port-dst", str(dport)],
-                   check=False)
-    return sum(1 for line in proc.stdout.splitlines() if line.strip())
 
 
 def read_ruleset_json(netns: str | None = None) -> str:
