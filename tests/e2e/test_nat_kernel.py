@@ -152,3 +152,46 @@ def test_proxy_neighbour_answers_only_with_the_route() -> None:
         t.inet.run(["ip", "neigh", "flush", "dev", "veth0"])
         res = t.probe("inet", [p("o2o2", "udp", "203.0.113.52", "203.0.113.11", 7000)], wait=3)
         assert res["o2o2"]["result"] == "ok"
+
+
+def test_cli_compile_and_explain_in_the_namespace(topo: Topology) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.e2e.test_nat_topology import write_config
+
+    cfg = write_config()
+    try:
+        hn = [sys.executable, "-m", "hostnet"]
+        text = subprocess.run([*hn, "nat", "compile", "--config", cfg, "--netns",
+                               topo.router.name], capture_output=True, text=True, check=True)
+        nat_table.replace(text.stdout, topo.router.name)
+        topo.router.run(["nft", "-f", "-"], input=(
+            "table ip other { chain fw { type filter hook forward priority 10; "
+            "policy accept; }\n}\n"))
+        out = subprocess.run([*hn, "nat", "explain", "--config", cfg, "--netns",
+                              topo.router.name, "--from", "203.0.113.51", "--to",
+                              "203.0.113.1:3389", "--format", "json"], capture_output=True,
+                             text=True)
+        doc = json.loads(out.stdout)
+        assert out.returncode == 1
+        assert (doc["verdict"], doc["reason"]) == ("dropped",
+                                                   "not in the allowlist of nat.forward[0]")
+        ok = subprocess.run([*hn, "nat", "explain", "--config", cfg, "--netns",
+                             topo.router.name, "--from", "203.0.113.50", "--to",
+                             "203.0.113.1:3389", "--format", "json"], capture_output=True,
+                            text=True)
+        doc = json.loads(ok.stdout)
+        assert (ok.returncode, doc["delivered_to"]) == (0, "198.51.100.20:3389")
+        assert [s["chain"] for s in doc["steps"] if s.get("table") == "ip other"] == ["fw"]
+        # a forward to an address on no connected network is refused with the interfaces read
+        bad = write_config(CONFIG.replace('to = "198.51.100.20"\n', 'to = "192.0.2.250"\n', 1))
+        res = subprocess.run([*hn, "nat", "compile", "--config", bad, "--netns",
+                              topo.router.name], capture_output=True, text=True)
+        assert res.returncode == 2 and "192.0.2.250 is on no connected network" in res.stderr
+    finally:
+        topo.router.run(["nft", "delete", "table", "ip", "other"], check=False)
+        import os
+
+        os.unlink(cfg)

@@ -39,12 +39,25 @@ def test_allowlisted_client_reaches_the_forward() -> None:
                              "198.51.100.20:3389 -> 203.0.113.50:40000")
     phases = [s.phase for s in res.steps]
     assert phases == ["ingress", "neighbour", "prerouting", "prerouting", "prerouting",
-                      "prerouting", "route", "rp_filter", "forward", "forward", "forward",
-                      "postrouting", "verdict"]
-    assert (res.steps[4].chain, res.steps[4].priority) == ("dnat_prerouting", -100)
-    dnat = res.steps[5]
-    assert dnat.chain == "a4_0_in" and "destination becomes 198.51.100.20:3389" in dnat.text
+                      "route", "rp_filter", "forward", "postrouting", "verdict"]
+    dnat = res.steps[4]
+    assert (dnat.chain, dnat.priority) == ("dnat_prerouting", -100)
+    assert "destination becomes 198.51.100.20:3389" in dnat.text
     assert dnat.origin == "nat-issue-example.toml:9 nat.forward[0]"
+
+
+def test_several_allowlists_go_through_verdict_maps() -> None:
+    path = GOLDEN / "nat-router.toml"
+    router = parse_spec(["wan0=203.0.113.1/24", "wan1=192.0.2.1/26", "lan0=198.51.100.1/24"],
+                        "wan0")
+    ok = run("192.0.2.70", "192.0.2.1", 22, "wan1", path=path, router=router)
+    assert (ok.verdict, ok.delivered_to) == ("delivered", "198.51.100.130:2222")
+    assert [s.chain for s in ok.steps if s.chain and s.chain.startswith("a4_")] == ["a4_2_in",
+                                                                                     "a4_2_fwd"]
+    no = run("192.0.2.5", "192.0.2.1", 22, "wan1", path=path, router=router)
+    assert (no.verdict, no.reason) == ("dropped", "not in the allowlist of nat.forward[2]")
+    anyone = run("192.0.2.99", "203.0.113.1", 8002, "wan0", path=path, router=router)
+    assert anyone.delivered_to == "198.51.100.20:8002"
 
 
 def test_other_client_is_dropped_with_the_forward_named() -> None:

@@ -146,20 +146,34 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
     verdict = ("verdict",)
     origins = [f.origin for f in fwds]
     hp_origins = [f.origin for f in fwds if f.hairpin]
+    # one allowlist for all (the common case): check it in the rule, no dispatch map
+    in_ids = sorted({k for k, use in uses if use == "in"})
+    fwd_ids = sorted({k for k, use in uses if use == "fwd"})
+    single_in = in_ids[0] if len(in_ids) == 1 else None
+    single_fwd = fwd_ids[0] if len(fwd_ids) == 1 else None
+    uses = {(k, use) for k, use in uses if not (use == "in" and single_in is not None)
+            and not (use == "fwd" and single_fwd is not None)}
     b.add_set(ir.NamedSet(f"fwd{n}", key_in, tuple(dnat_map), (atype, "inet_service"),
                           about="port forwards: in interface . proto . port -> target",
-                          comments=False))
-    b.add_set(ir.NamedSet(f"fwd{n}_acl", key_in, tuple(acl_map), verdict,
-                          about="port forwards: in interface . proto . port -> allowlist"))
+                          comments=single_in is not None))
+    if single_in is None:
+        b.add_set(ir.NamedSet(f"fwd{n}_acl", key_in, tuple(acl_map), verdict,
+                              about="port forwards: in interface . proto . port -> allowlist"))
     if b.add_set(ir.NamedSet(f"port{n}", key_port, tuple(port_map), (atype, "inet_service"),
                              about="hairpin forwards, for LAN hosts and the router itself")):
         b.rule("dnat_output", ir.Rule(
             (ir.FibLocal(), ir.NotLoopback(fam)), ir.Dnat(fam, key_port, f"port{n}"),
             lines_comment(hp_origins, "hairpin: the router's own traffic to a public address"),
             "port forward of the router's own traffic"))
-    b.add_set(ir.NamedSet(f"fwd{n}_check", ct_key, tuple(check_map), verdict,
-                          about="proto . public port . target . port -> allowlist",
-                          comments=False))
+    if single_fwd is None:
+        b.add_set(ir.NamedSet(f"fwd{n}_check", ct_key, tuple(check_map), verdict,
+                              about="proto . public port . target . port -> allowlist",
+                              comments=False))
+    else:
+        b.add_set(ir.NamedSet(f"fwd{n}_targets", ct_key, tuple(
+            ir.Element(e.key, origin=e.origin) for e in check_map),
+            about="proto . public port . target . port of allowlisted forwards",
+            comments=False))
     for k, sources in enumerate(acls.ids):
         b.add_set(ir.NamedSet(acls.name(k), (sa,), tuple(ir.Element((s,)) for s in sources),
                               interval=True, about="allowlist of " + ", ".join(
@@ -178,10 +192,16 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
                 (ir.Lookup((ir.ct_orig_saddr(fam),), acls.name(k), negate=True),),
                 ir.Verdict.DROP, what + ": original source not in it",
                 "not in the allowlist (original source and port) of"))
-    b.rule("dnat_prerouting", ir.Rule(
-        (ir.FibLocal(),), ir.Vmap(key_in, f"fwd{n}_acl"),
-        lines_comment(origins, "port forwards arriving on their in interface"),
-        "port forward"))
+    if single_in is None:
+        b.rule("dnat_prerouting", ir.Rule(
+            (ir.FibLocal(),), ir.Vmap(key_in, f"fwd{n}_acl"),
+            lines_comment(origins, "port forwards arriving on their in interface"),
+            "port forward"))
+    else:
+        b.rule("dnat_prerouting", ir.Rule(
+            (ir.FibLocal(), ir.Lookup((sa,), acls.name(single_in))),
+            ir.Dnat(fam, key_in, f"fwd{n}"),
+            lines_comment(origins, "port forwards from allowlisted sources"), "port forward"))
     b.rule("filter_input", ir.Rule(
         (ir.FamilyIs(fam), ir.Lookup(key_in, f"fwd{n}"), ir.CtDnat(negate=True)),
         ir.Verdict.DROP,
@@ -205,7 +225,14 @@ def _forwards(b: _Builder, fam: m.Family) -> None:
             ir.Verdict.DROP,
             lines_comment(hp_origins, "hairpin to a forwarded port, source not allowlisted"),
             "not in the allowlist (hairpin) of"))
-    if check_map:
+    if check_map and single_fwd is not None:
+        b.rule("filter_forward", ir.Rule(
+            (ir.ProtoIn(), ir.CtStateNew(), ir.CtDnat(), ir.Lookup(ct_key, f"fwd{n}_targets"),
+             ir.Lookup((ir.ct_orig_saddr(fam),), acls.name(single_fwd), negate=True)),
+            ir.Verdict.DROP,
+            lines_comment(origins, "DNATed new flow to a forward target, source not allowlisted"),
+            "not in the allowlist (original source and port) of"))
+    elif check_map:
         b.rule("filter_forward", ir.Rule(
             (ir.ProtoIn(), ir.CtStateNew(), ir.CtDnat()), ir.Vmap(ct_key, f"fwd{n}_check"),
             lines_comment(origins, "DNATed new flow to a forward target: check its allowlist"),
