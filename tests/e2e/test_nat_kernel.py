@@ -195,3 +195,38 @@ def test_cli_compile_and_explain_in_the_namespace(topo: Topology) -> None:
         import os
 
         os.unlink(cfg)
+
+
+def test_iptables_backend_behaves_like_the_table() -> None:
+    """The same probes against the iptables-restore text (backend = "iptables")."""
+    from hostnet.nat.iptables import JUMPS
+
+    with topology() as t:
+        v4, _ = split_documents(render_iptables(parse_nat(CONFIG).config))
+        t.router.run(["iptables-restore", "--noflush"], input=v4)
+        for table, builtin, chain in JUMPS:
+            t.router.run(["iptables", "-t", table, "-I", builtin, "1", "-j", chain])
+        res = t.probe_all({
+            "inet": [p("fwd-ok", "tcp", "203.0.113.50", "203.0.113.1", 3389),
+                     p("fwd-ok-udp", "udp", "192.0.2.5", "203.0.113.1", 5000),
+                     p("fwd-no", "tcp", "203.0.113.51", "203.0.113.1", 3389),
+                     p("direct-no", "udp", "203.0.113.50", "198.51.100.20", 15000),
+                     p("anyone", "udp", "192.0.2.200", "203.0.113.1", 8002),
+                     p("o2o-in", "udp", "203.0.113.52", "203.0.113.11", 7000),
+                     p("notrack", "udp", "203.0.113.52", "203.0.113.1", 53)],
+            "lanc": [p("hairpin-ok", "udp", "198.51.100.33", "203.0.113.1", 5000),
+                     p("hairpin-no", "udp", "198.51.100.30", "203.0.113.1", 5000),
+                     p("masq", "udp", "198.51.100.31", "203.0.113.254", 9100)],
+            "srv": [p("o2o-out", "udp", "198.51.100.11", "203.0.113.254", 9100)],
+        }, wait=2.0)
+        seen = t.seen()
+        entries = conntrack_entries(t.router)
+    ok = {k for k, v in res.items() if v["result"] == "ok"}
+    assert ok == {"fwd-ok", "fwd-ok-udp", "anyone", "o2o-in", "notrack", "hairpin-ok", "masq",
+                  "o2o-out"}, res
+    assert not {"fwd-no", "direct-no", "hairpin-no"} & set(seen)
+    assert seen["fwd-ok-udp"]["local"] == "198.51.100.20:15000"
+    assert seen["hairpin-ok"]["peer"] == "198.51.100.1"
+    assert seen["masq"]["peer"] == "203.0.113.1"
+    assert seen["o2o-out"]["peer"] == "203.0.113.11"
+    assert not [e for e in entries if "53" in (e["dport"], e["sport"])]
