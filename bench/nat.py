@@ -321,7 +321,7 @@ def main() -> int:
     spread = {k: (min(v), max(v)) for k, v in rates.items()}
     lines += ["", "Runs (min-max): " + "; ".join(
         f"{b} {c:,}: {lo:,.0f}-{hi:,.0f}/s" for (b, c), (lo, hi) in sorted(spread.items())),
-        "Side by side: two routers, one with 10 and one with 10,000 forwards, measured at the "
+        "", "Side by side: two routers, one with 10 and one with 10,000 forwards, measured at the "
         "same time (each client gets about half the CPU), median of the per-run ratios; this "
         "cancels most of the background load that makes the sequential runs noisy.",
         "", f"- hostnet at {n:,} within 10 % of its rate at 10 (or faster), judged side by "

@@ -103,9 +103,12 @@ def test_notrack_means_no_entry_and_no_nat() -> None:
     assert any("untracked" in s.text for s in res.steps)
 
 
-def test_established_flows_skip_nat_chains() -> None:
+def test_established_flows_keep_their_translation() -> None:
     res = run("198.51.100.50", "192.0.2.99", 80, "lan0", state="established")
     assert any("NAT chains are not consulted" in s.text for s in res.steps)
+    assert res.source_seen == "203.0.113.1"
+    fwd = run("203.0.113.50", "203.0.113.1", 3389, "wan0", state="established")
+    assert (fwd.verdict, fwd.delivered_to) == ("delivered", "198.51.100.20:3389")
 
 
 def test_router_itself_to_its_public_address() -> None:

@@ -163,11 +163,14 @@ def _run_chain(table: ir.Table, router: Router, ctx: _Ctx, chain: ir.Chain, hook
     where: dict[str, Any] = {"table": f"{ir.TABLE_FAMILY} {ir.TABLE_NAME}",
                              "chain": chain.name,
                              "priority": chain.priority if chain.hook else None}
-    if chain.hook is not None and chain.type is ir.ChainType.NAT and ctx.ct != "new":
-        why = "untracked packets are never NATed" if ctx.ct == "untracked" else \
-            "established: the entry's translation applies, NAT chains are not consulted"
-        ctx.steps.append(Step(hook.value, f"nat chain skipped: {why}", **where))
+    if chain.hook is not None and chain.type is ir.ChainType.NAT and ctx.ct == "untracked":
+        ctx.steps.append(Step(hook.value, "nat chain skipped: untracked packets are never "
+                              "NATed", **where))
         return "next", None
+    if chain.hook is not None and chain.type is ir.ChainType.NAT and ctx.ct == "established":
+        ctx.steps.append(Step(hook.value, "established: NAT chains are not consulted; the "
+                              "translation the entry got from its first packet applies:",
+                              **where))
     for rule in chain.rules:
         origin: m.Origin | None = via
         ok = True
