@@ -215,3 +215,10 @@ def test_ipv6_forward_and_allowlist() -> None:
     # no IPv6 masquerade unless an IPv6 source is listed: LAN hosts leave unchanged
     out = run("2001:db8:1::30", "2001:db8:9::1", 80, "lan0", path=path, router=router)
     assert (out.verdict, out.source_seen) == ("delivered", "2001:db8:1::30")
+
+
+def test_icmp_follows_the_one_to_one_address_only() -> None:
+    echo = run("192.0.2.99", "203.0.113.11", None, "wan0", proto="icmp")
+    assert (echo.verdict, echo.delivered_to) == ("delivered", "198.51.100.11")
+    local = run("192.0.2.99", "203.0.113.1", None, "wan0", proto="icmp")
+    assert (local.verdict, local.delivered_to) == ("delivered", "203.0.113.1")

@@ -199,7 +199,8 @@ def explain_cmd(src: str, dst: str, proto: str, iif: str | None, state: str, con
         for note in notes:
             click.echo(f"note: {note}")
         for i, step in enumerate(res.steps, 1):
-            where = f" [{step.table} {step.chain} prio {step.priority}]" if step.chain else ""
+            prio = f" prio {step.priority}" if step.priority is not None else ""
+            where = f" [{step.table} {step.chain}{prio}]" if step.chain else ""
             click.echo(f"{i:2}. {step.phase:<11} {step.text}{where}")
             if step.rule:
                 click.echo(f"{'':15}rule: {step.rule}")
