@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import pytest
+
 from hostnet.config.nat import parse_nat
 from hostnet.nat.compile import compile_table
 from hostnet.nat.explain import Packet, endpoint, explain
@@ -28,7 +30,7 @@ ROUTER_TARGETS = [("tcp", 3389), ("udp", 5000), ("tcp", 8000), ("tcp", 8002), ("
                   ("udp", 8003), ("udp", 53), ("tcp", 9000), ("udp", 9000)]
 
 
-def _probes() -> dict[str, list[dict[str, Any]]]:
+def _probes(rounds: int = ROUNDS) -> dict[str, list[dict[str, Any]]]:
     by_ns: dict[str, list[dict[str, Any]]] = {"inet": [], "lanc": [], "srv": [], "router": []}
     n = 0
 
@@ -38,7 +40,7 @@ def _probes() -> dict[str, list[dict[str, Any]]]:
         by_ns[ns].append({"id": f"{ns}-{n}", "proto": proto, "src": src, "dst": dst,
                           "dport": port})
 
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for src in INET_SOURCES:
             for proto, port in ROUTER_TARGETS:
                 add("inet", proto, src, "203.0.113.1", port)
@@ -65,8 +67,16 @@ KERNEL_VERDICT = {"ok": "delivered", "timeout": "dropped", "refused": "rejected"
 IIF = {"inet": "wan0", "lanc": "lan0", "srv": "lan0", "router": None}
 
 
-def test_explain_matches_the_kernel_on_1000_probes() -> None:
-    loaded = parse_nat(CONFIG)
+#: every forward behind one allowlist: the DNAT rule checks it itself (no verdict maps)
+ALLOW = 'allow = ["203.0.113.50", "192.0.2.0/28", "198.51.100.32/30"]\n'
+ONE_ALLOWLIST = CONFIG.replace('port = "8000-8003"\nto = "198.51.100.20"\n',
+                               'port = "8000-8003"\nto = "198.51.100.20"\n' + ALLOW)
+
+
+@pytest.mark.parametrize(("config", "rounds"), [(CONFIG, ROUNDS), (ONE_ALLOWLIST, 1)],
+                         ids=["allowlists-by-verdict-map", "one-allowlist-in-rule"])
+def test_explain_matches_the_kernel_on_1000_probes(config: str, rounds: int) -> None:
+    loaded = parse_nat(config)
     table = compile_table(loaded.config)
     with topology() as t:
         nat_table.replace(render(table), t.router.name)
@@ -74,13 +84,13 @@ def test_explain_matches_the_kernel_on_1000_probes() -> None:
         others = parse_ruleset(nat_table.read_ruleset_json(t.router.name)).base_chains
         t.router.run(["conntrack", "-F"], check=False)
         t.clear_logs()
-        by_ns = _probes()
+        by_ns = _probes(rounds)
         results = t.probe_all(by_ns, wait=2.5)
         seen = t.seen()
         entries = {(e["proto"], e["src"], e["sport"], e["dst"], e["dport"]): e
                    for e in conntrack_entries(t.router)}
     probes = [(ns, pr) for ns, items in by_ns.items() for pr in items]
-    assert len(probes) >= 1000
+    assert len(probes) >= 1000 or rounds < ROUNDS
     mismatches: list[str] = []
     verdicts: dict[str, int] = {}
     for ns, pr in probes:
@@ -117,4 +127,5 @@ def test_explain_matches_the_kernel_on_1000_probes() -> None:
                 mismatches.append(f"dropped but conntrack has it: {what} {entry}")
     assert not mismatches, f"{len(mismatches)} mismatches, first: " + "\n".join(mismatches[:8])
     # the probes cover both outcomes and the untracked path
-    assert verdicts.get("delivered", 0) > 300 and verdicts.get("dropped", 0) > 200, verdicts
+    assert verdicts.get("delivered", 0) > 75 * rounds, verdicts
+    assert verdicts.get("dropped", 0) > 50 * rounds, verdicts
