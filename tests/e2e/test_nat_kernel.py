@@ -184,6 +184,7 @@ def test_cli_compile_and_explain_in_the_namespace(topo: Topology) -> None:
                             text=True)
         doc = json.loads(ok.stdout)
         assert (ok.returncode, doc["delivered_to"]) == (0, "198.51.100.20:3389")
+        assert "notes" not in doc, doc["notes"]  # the loaded table is the config's
         assert [s["chain"] for s in doc["steps"] if s.get("table") == "ip other"] == ["fw"]
         # a forward to an address on no connected network is refused with the interfaces read
         bad = write_config(CONFIG.replace('to = "198.51.100.20"\n', 'to = "192.0.2.250"\n', 1))

@@ -10,7 +10,7 @@ import pytest
 from hostnet.config.nat import load_nat
 from hostnet.errors import InputError
 from hostnet.nat.compile import compile_table
-from hostnet.nat.ruleset import overlaps, parse_ruleset
+from hostnet.nat.ruleset import differences, overlaps, parse_ruleset
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -42,3 +42,13 @@ def test_bad_json() -> None:
     with pytest.raises(InputError):
         parse_ruleset("{")
     assert parse_ruleset("").base_chains == ()
+
+
+def test_differences_between_the_loaded_table_and_the_config() -> None:
+    rs = parse_ruleset((GOLDEN / "nat-ruleset-sample.json").read_text())
+    cfg = load_nat(GOLDEN / "nat-issue-example.toml").config
+    # the sample was recorded from an older compile of the same file
+    diff = differences(rs, compile_table(cfg))
+    assert diff and all(isinstance(d, str) for d in diff)
+    assert differences(parse_ruleset(""), compile_table(cfg)) == [
+        "table inet hostnet is not loaded"]

@@ -167,15 +167,17 @@ def explain_cmd(src: str, dst: str, proto: str, iif: str | None, state: str, con
     others = []
     notes: list[str] = []
     if live or netns is not None:
-        from hostnet.nat.ruleset import parse_ruleset
+        from hostnet.nat.ruleset import differences, parse_ruleset
         from hostnet.state.nat_table import read_router, read_ruleset_json
 
         router = read_router(netns)
         _connected(loaded, router, config)
         rs = parse_ruleset(read_ruleset_json(netns))
         others = list(rs.base_chains)
-        if not rs.table_exists("inet", "hostnet"):
-            notes.append("table inet hostnet is not loaded here: explain follows the config")
+        diff = differences(rs, table)
+        if diff:
+            notes.append("the loaded table differs from the config (" + "; ".join(diff[:5])
+                         + "): explain follows the config")
     elif addrs:
         outs = cfg.outside_ifaces()
         router = parse_spec(list(addrs), default_out or (outs[0] if outs else None))

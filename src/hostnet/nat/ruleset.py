@@ -53,6 +53,8 @@ class Ruleset:
     base_chains: tuple[BaseChain, ...]
     chain_count: int
     rule_count: int
+    #: (family, table, set or map name) -> number of elements
+    set_sizes: tuple[tuple[tuple[str, str, str], int], ...] = ()
 
     def table_exists(self, family: str, name: str) -> bool:
         return (family, name) in self.tables
@@ -84,6 +86,7 @@ def parse_ruleset(text: str) -> Ruleset:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"nft -j list ruleset: not the expected JSON: {exc}") from None
     tables: list[tuple[str, str]] = []
+    sizes: list[tuple[tuple[str, str, str], int]] = []
     chains: dict[tuple[str, str, str], dict[str, Any]] = {}
     rules: dict[tuple[str, str, str], list[RuleInfo]] = {}
     n_rules = 0
@@ -96,6 +99,10 @@ def parse_ruleset(text: str) -> Ruleset:
         elif "chain" in item:
             c = item["chain"]
             chains[(str(c["family"]), str(c["table"]), str(c["name"]))] = c
+        elif "set" in item or "map" in item:
+            st = item.get("set") or item["map"]
+            sizes.append(((str(st["family"]), str(st["table"]), str(st["name"])),
+                          len(st.get("elem", []))))
         elif "rule" in item:
             r = item["rule"]
             n_rules += 1
@@ -110,7 +117,31 @@ def parse_ruleset(text: str) -> Ruleset:
         base.append(BaseChain(key[0], key[1], key[2], str(c.get("type", "filter")),
                               str(c["hook"]), int(prio) if isinstance(prio, int) else 0,
                               str(c.get("policy", "accept")), tuple(rules.get(key, []))))
-    return Ruleset(tuple(tables), tuple(base), len(chains), n_rules)
+    return Ruleset(tuple(tables), tuple(base), len(chains), n_rules, tuple(sizes))
+
+
+def differences(rs: Ruleset, ours: ir.Table) -> list[str]:
+    """How the loaded ``inet hostnet`` differs from ``ours`` in sets, maps and chains
+    (element counts; an interval set may merge adjacent elements, so only missing or
+    surplus names and empty/non-empty changes of interval sets count)."""
+    if not rs.table_exists(ir.TABLE_FAMILY, ir.TABLE_NAME):
+        return ["table inet hostnet is not loaded"]
+    live = {name: n for (fam, table, name), n in rs.set_sizes
+            if (fam, table) == (ir.TABLE_FAMILY, ir.TABLE_NAME)}
+    out: list[str] = []
+    for s in ours.sets:
+        got = live.pop(s.name, None)
+        if got is None:
+            out.append(f"set {s.name} is missing")
+        elif not s.interval and got != len(s.elements):
+            out.append(f"set {s.name} has {got} elements, the config {len(s.elements)}")
+    out += [f"set {name} is not in the config" for name in sorted(live)]
+    chains = {c.name for c in rs.base_chains if (c.family, c.table) == (ir.TABLE_FAMILY,
+                                                                        ir.TABLE_NAME)}
+    want = {c.name for c in ours.chains if c.hook is not None}
+    out += [f"base chain {name} is missing" for name in sorted(want - chains)]
+    out += [f"base chain {name} is not in the config" for name in sorted(chains - want)]
+    return out
 
 
 @dataclass(frozen=True)
