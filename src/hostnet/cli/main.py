@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "conntrack": ("hostnet.cli.conntrack", "conntrack", "Conntrack table: top, size, watch."),
     "watch": ("hostnet.cli.watch", "watch", "Live view of conntrack usage, drops and top sources."),
     "exporter": ("hostnet.cli.exporter", "exporter", "Serve Prometheus metrics."),
+    "nat": ("hostnet.cli.nat", "nat", "NAT and port forwarding: compile, explain a packet."),
     "collect": ("hostnet.cli.collect", "collect", "Write a snapshot for --root analysis."),
     "rules": ("hostnet.cli.rules", "rules", "List every finding code."),
     "explain": ("hostnet.cli.rules", "explain", "Print the documentation page of a code."),

@@ -1,1 +1,1 @@
-"""Typed configuration (``hostnet.toml``) loaders."""
+"""Typed configuration (hostnet.toml) models and loaders."""

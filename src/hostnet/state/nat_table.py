@@ -1,0 +1,143 @@
+"""Load, replace and restore ``table inet hostnet`` in a network namespace; clear conntrack
+entries of changed forwards; read what explain and validation need from the namespace.
+
+Plain functions with typed results, for the apply transaction to call. Every load is checked
+with ``nft -c -f`` first and runs as one ``nft -f`` transaction; the table's previous text
+(``nft list table inet hostnet``) is captured so :func:`restore` can put it back exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hostnet.errors import CommandError
+from hostnet.host.commands import run
+from hostnet.host.netns import entered
+from hostnet.model.nat import Forward
+from hostnet.nat import ir
+from hostnet.nat.nftables import restore_text
+from hostnet.nat.router import Router, parse_addresses, parse_default_routes
+
+LIST_ARGV = ["nft", "list", "table", ir.TABLE_FAMILY, ir.TABLE_NAME]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    previous: str | None  # the table before, exactly as nft listed it (None: there was none)
+    current: str  # the table after
+    changed: bool
+
+
+@dataclass(frozen=True)
+class ConntrackCleared:
+    deleted: int
+    per_forward: tuple[tuple[str, int], ...]  # (origin label, entries deleted)
+
+
+def read_table(netns: str | None = None) -> str | None:
+    """The current table as ``nft list table inet hostnet`` prints it, or None if absent."""
+    with entered(netns):
+        proc = run(LIST_ARGV, check=False)
+    if proc.returncode != 0:
+        if "No such file or directory" in proc.stderr or "does not exist" in proc.stderr:
+            return None
+        raise CommandError(f"{' '.join(LIST_ARGV)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def check(text: str, netns: str | None = None) -> None:
+    """``nft -c -f -``: raise CommandError (with nft's message) when the kernel would refuse."""
+    with entered(netns):
+        proc = run(["nft", "-c", "-f", "-"], input=text, check=False, timeout=120)
+    if proc.returncode != 0:
+        raise CommandError(f"nft -c refused the NAT table: {proc.stderr.strip()}",
+                           hint="nothing was changed; this is a bug if the config loaded")
+
+
+def _load(text: str, netns: str | None) -> None:
+    check(text, netns)
+    with entered(netns):
+        proc = run(["nft", "-f", "-"], input=text, check=False, timeout=120)
+    if proc.returncode != 0:
+        raise CommandError(f"nft -f failed (the transaction was not applied): "
+                           f"{proc.stderr.strip()}")
+
+
+def replace(text: str, netns: str | None = None, *, read_back: bool = True,
+            previous: str | bool | None = True) -> LoadResult:
+    """Replace the table with ``text`` (a compiled file, see nftables.render) atomically.
+
+    ``previous=True`` captures the table before (for rollback); pass the captured text (or
+    None) when the caller already has it. ``read_back=False`` skips listing the new table
+    (``current`` is then empty and ``changed`` compares nothing but says True)."""
+    before = read_table(netns) if previous is True else previous
+    assert before is None or isinstance(before, str)
+    _load(text, netns)
+    if not read_back:
+        return LoadResult(before, "", True)
+    current = read_table(netns) or ""
+    return LoadResult(before, current, before != current)
+
+
+def restore(previous: str | None, netns: str | None = None) -> LoadResult:
+    """Put back ``previous`` (a captured listing) exactly; None removes the table."""
+    before = read_table(netns)
+    _load(restore_text(previous), netns)
+    current = read_table(netns)
+    return LoadResult(before, current or "", before != current)
+
+
+_DELETED = re.compile(r"(\d+) flow entries have been deleted")
+
+
+def clear_forward_flows(forwards: list[Forward], netns: str | None = None) -> ConntrackCleared:
+    """Delete the conntrack entries translated by these (changed or removed) forwards only:
+    original destination port in the forward's ports, reply source = its target."""
+    total = 0
+    per: list[tuple[str, int]] = []
+    for f in forwards:
+        count = 0
+        for port in range(f.ports.first, f.ports.last + 1):
+            argv = ["conntrack", "-D", "-f", "ipv4" if f.to_addr.version == 4 else "ipv6",
+                    "-p", f.proto.value, "--orig-port-dst", str(port),
+                    "--reply-src", str(f.to_addr),
+                    "--reply-port-src", str(f.target_port(port))]
+            with entered(netns):
+                proc = run(argv, check=False)
+            found = _DELETED.search(proc.stderr + proc.stdout)
+            if proc.returncode not in (0, 1) or found is None:
+                raise CommandError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+            count += int(found.group(1))
+        per.append((f.origin.label, count))
+        total += count
+    return ConntrackCleared(total, tuple(per))
+
+
+def read_ruleset_json(netns: str | None = None) -> str:
+    """``nft -j list ruleset`` (every table, for the coexistence report)."""
+    with entered(netns):
+        return run(["nft", "-j", "list", "ruleset"], timeout=60).stdout
+
+
+def read_router(netns: str | None = None) -> Router:
+    """Interface addresses, default routes and rp_filter values of the namespace."""
+    with entered(netns):
+        addrs = parse_addresses(run(["ip", "-j", "addr", "show"]).stdout)
+        routes = parse_default_routes(run(["ip", "-j", "route", "show", "default"]).stdout,
+                                      run(["ip", "-j", "-6", "route", "show", "default"]).stdout)
+        rp: dict[str, int] = {}
+        for name in ["all", *addrs]:
+            try:
+                with open(f"/proc/sys/net/ipv4/conf/{name}/rp_filter") as fh:
+                    rp[name] = int(fh.read().strip() or 0)
+            except (OSError, ValueError):
+                continue
+        localnet: dict[str, bool] = {}
+        for name in addrs:
+            try:
+                with open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet") as fh:
+                    localnet[name] = fh.read().strip() == "1"
+            except OSError:
+                continue
+    return Router(addrs, routes, rp, localnet)
