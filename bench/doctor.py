@@ -3,13 +3,17 @@ compared with `sysctl -a` and with reading the same inputs with shell tools.
 
 The keys compared are the ones the doctor really reads: the checks run once in-process with a
 Root that records every /proc/sys key it opens.
-Usage: .venv/bin/python bench/doctor.py   (writes bench/results/doctor.md)
+Usage: .venv/bin/python bench/doctor.py [--compare-src DIR]   (writes bench/results/doctor.md)
+Before/after a change: git archive REV src | tar -x -C /tmp/old; --compare-src /tmp/old/src
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,7 +53,32 @@ def library_time(runs: int = 11) -> float:
     return samples[len(samples) // 2]
 
 
+def compare(old_src: str, runs: int = 21) -> tuple[float, float, float, float]:
+    """Interleaved medians of (old, new) for the cheap and the full doctor: both through
+    ``python -m hostnet`` with PYTHONPATH pointing at each source tree, so start-up is fair."""
+    new_src = str(HERE.parent / "src")
+    out = []
+    for extra in (["--no-composition"], []):
+        argv = [sys.executable, "-m", "hostnet", "doctor", *extra, "--state-dir", "/nonexistent"]
+        old_t: list[float] = []
+        new_t: list[float] = []
+        for i in range(runs + 1):
+            for src, bucket in ((old_src, old_t), (new_src, new_t)):
+                env = {**os.environ, "PYTHONPATH": src}
+                start = time.perf_counter()
+                subprocess.run(argv, env=env, check=False, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                if i:
+                    bucket.append(time.perf_counter() - start)
+        out += [statistics.median(old_t), statistics.median(new_t)]
+    return out[0], out[1], out[2], out[3]
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--compare-src", metavar="DIR",
+                        help="also time an older source tree (git archive REV src | tar -x)")
+    args = parser.parse_args()
     keys = keys_read()
     paths = [f"/proc/sys/{k.replace('.', '/') if '/' not in k else k}" for k in keys]
     paths = [p for p in paths if os.path.exists(p)]
@@ -78,6 +107,15 @@ def main() -> int:
                  same_inputs, f"doctor / shell = {cheap / same_inputs:.1f}x"))
     python = time_command([sys.executable, "-c", "pass"])
     rows.append(("`python -c pass` (interpreter start-up)", python, ""))
+    if args.compare_src:
+        old_cheap, new_cheap, old_full, new_full = compare(args.compare_src)
+        rows.append((f"before: `python -m hostnet doctor --no-composition` ({args.compare_src})",
+                     old_cheap, "interleaved with the next row, 21 runs each"))
+        rows.append(("after: the same command on this tree", new_cheap,
+                     f"after / before = {new_cheap / old_cheap:.2f}"))
+        rows.append(("before: `python -m hostnet doctor` (full)", old_full, ""))
+        rows.append(("after: the same command on this tree", new_full,
+                     f"after / before = {new_full / old_full:.2f}"))
     out = [
         "## hostnet doctor",
         "",
@@ -92,8 +130,9 @@ def main() -> int:
         *(f"| {name} | {fmt_ms(t)} | {note} |" for name, t, note in rows),
         "",
         f"The doctor reads {len(keys)} sysctl keys ({len(paths)} exist here), the four "
-        "/proc/net socket tables and /proc/net/ipv6_route, and runs `nft -j list ruleset`, "
-        "`iptables-save -t nat` (only when nft shows no NAT) and `ip -j -d link show`.",
+        "/proc/net socket tables, /proc/net/route, ipv6_route and snmp, and runs the commands "
+        "of hostnet/observe/registry.py: `nft -j list ruleset`, `iptables-save` (only when nft "
+        "shows no NAT), `ip -j -d addr show` and `ip -j route show table all`.",
         "",
     ]
     (HERE / "results").mkdir(exist_ok=True)
