@@ -14,9 +14,9 @@ from hostnet.conntrack.sizing import (
     parse_rate,
     parse_size,
     recommend,
-    slab_entry_bytes,
     tcp_profile,
 )
+from hostnet.conntrack.stats import slab_entry_bytes
 
 MIB = 1 << 20
 

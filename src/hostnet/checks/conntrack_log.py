@@ -12,13 +12,14 @@ time: see logscan.stamp_epoch) are counted but marked as possibly from an earlie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hostnet.checks.base import Subject
-from hostnet.conntrack.logscan import stamp_epoch
 from hostnet.findings import Finding, Rule, Severity
 from hostnet.model.conntrack import USAGE_CRITICAL
-from hostnet.model.kernlog import LogSummary
+
+if TYPE_CHECKING:
+    from hostnet.model.kernlog import LogSummary
 
 LOG_TABLE_FULL = Rule("CT108", "conntrack-log-table-full", Severity.WARNING,
                       "The kernel log reports 'table full, dropping packet'")
@@ -50,6 +51,8 @@ def attribute(summary: LogSummary, inode: int | None, created: float | None,
     times = summary.netns_times.get(inode)
     if not times:
         return Attribution(0, total, 0)
+    from hostnet.conntrack.logscan import stamp_epoch  # only when a log was scanned
+
     after = uncertain = before = 0
     for stamp, n in times.items():
         when = stamp_epoch(stamp, boot_time=boot_time, near=created, now=now)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from hostnet.checks.base import Subject
-from hostnet.conntrack.sizing import MAX_BUCKETS, SizingInput, recommend
 from hostnet.errors import SizingError
 from hostnet.findings import Finding, Rule, Severity
 from hostnet.model.conntrack import USAGE_CRITICAL, USAGE_WARNING, Composition
@@ -60,6 +59,8 @@ def _sizing_fix(ct: ConntrackView, kernel: KernelInfo,
                 netns: str | None) -> tuple[str | None, dict[str, Any]]:
     if not kernel.mem_total:
         return None, {}
+    from hostnet.conntrack.sizing import SizingInput, recommend  # only when the table is busy
+
     try:
         sizing = recommend(SizingInput(
             mem_bytes=kernel.mem_total, cpus=max(kernel.cpus, 1), kernel=kernel.version,
@@ -242,6 +243,8 @@ def _insert_and_chains(ct: ConntrackView, kernel: KernelInfo, netns: str | None,
             suggestion=fix,
         ))
     elif ct.max and ct.buckets and ct.max > 4 * ct.buckets:
+        from hostnet.conntrack.sizing import MAX_BUCKETS
+
         want = min(ct.max, MAX_BUCKETS)
         out.append(HASH_UNDERSIZED.finding(
             f"nf_conntrack_max {ct.max} is {ct.max / ct.buckets:.0f}x the {ct.buckets} "

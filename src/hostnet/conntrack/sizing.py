@@ -242,18 +242,6 @@ class Sizing:
         }
 
 
-def slab_entry_bytes(slabinfo: str, cache: str = "nf_conntrack") -> int | None:
-    """Object size of a slab cache from /proc/slabinfo text (None when absent)."""
-    for line in slabinfo.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] == cache:
-            try:
-                return int(parts[3])
-            except ValueError:
-                return None
-    return None
-
-
 def nice_round(value: int) -> int:
     """Round up to a whole number of bucket pages (512), which also keeps the max tidy."""
     return _round_up(max(value, 1), 512)

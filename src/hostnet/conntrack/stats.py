@@ -63,3 +63,15 @@ def parse_conntrack_s(text: str) -> ConntrackStats:
     if not cpus:
         raise StatsFormatError("no 'cpu=' lines in conntrack -S output")
     return ConntrackStats(entries=0, counters=sums, header=tuple(sums), cpus=cpus)
+
+
+def slab_entry_bytes(slabinfo: str, cache: str = "nf_conntrack") -> int | None:
+    """Object size of a slab cache from /proc/slabinfo text (None when absent)."""
+    for line in slabinfo.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == cache:
+            try:
+                return int(parts[3])
+            except ValueError:
+                return None
+    return None

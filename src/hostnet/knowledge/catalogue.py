@@ -6,10 +6,8 @@ matches ``all``, ``default`` and every interface.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 TYPES = frozenset({"int", "bool", "enum", "tuple", "string", "list"})
@@ -222,7 +220,12 @@ class Catalogue:
 
 
 def parse_catalogue(text: str) -> Catalogue:
-    data = tomllib.loads(text)
+    import tomllib
+
+    return catalogue_from(tomllib.loads(text))
+
+
+def catalogue_from(data: dict[str, Any]) -> Catalogue:
     return Catalogue(
         {k: _spec(k, v) for k, v in data.get("keys", {}).items()},
         {k: _family(k, v) for k, v in data.get("families", {}).items()},
@@ -231,5 +234,6 @@ def parse_catalogue(text: str) -> Catalogue:
 
 @cache
 def load() -> Catalogue:
-    text = resources.files("hostnet.knowledge").joinpath("sysctl.toml").read_text("utf-8")
-    return parse_catalogue(text)
+    from hostnet.knowledge.data import load_toml
+
+    return catalogue_from(load_toml("sysctl.toml"))

@@ -7,10 +7,8 @@ how many ephemeral ports it needs, and the longest conntrack timeouts it should 
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from hostnet.findings import Severity
@@ -144,8 +142,9 @@ def resolve(data: dict[str, Any], name: str) -> Role:
 
 @cache
 def _data() -> dict[str, Any]:
-    text = resources.files("hostnet.knowledge").joinpath("roles.toml").read_text("utf-8")
-    return tomllib.loads(text)
+    from hostnet.knowledge.data import load_toml
+
+    return load_toml("roles.toml")
 
 
 @cache

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hostnet.model.conntrack import Composition, ConntrackStats, Reading
 from hostnet.model.firewall import Ruleset
-from hostnet.model.kernlog import LogSummary
 from hostnet.model.net import Listener, Network
 from hostnet.model.sysctl import SysctlRead, first_int
+
+if TYPE_CHECKING:  # annotations only: the log types load with the log scan
+    from hostnet.model.kernlog import LogSummary
 
 INITIAL = "initial"
 

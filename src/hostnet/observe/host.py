@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from hostnet.errors import HostnetError, PermissionDenied, UsageError
 from hostnet.host.root import Root
-from hostnet.host.snapshot import SnapshotMeta, read_meta
 from hostnet.model.host import HostState, NetnsState
 from hostnet.observe.kernel import observe_kernel
 from hostnet.observe.netns import Want, observe_namespace
+
+if TYPE_CHECKING:
+    from hostnet.host.snapshot import SnapshotMeta
 
 __all__ = ["Want", "observe", "observe_kernel"]
 
@@ -57,7 +60,11 @@ def observe(root: Root | None = None, *, netns: Sequence[str | None] = (None,),
 
     namespaces: list[NetnsState] = []
     skipped: list[tuple[str, str]] = []
-    meta = None if base.is_live else read_meta(base)
+    meta = None
+    if not base.is_live:
+        from hostnet.host.snapshot import read_meta
+
+        meta = read_meta(base)
     if base.is_live:
         from hostnet.host.kernlog import namespace_inodes
 

@@ -6,7 +6,6 @@ import os
 import time
 
 from hostnet.host.root import Root
-from hostnet.host.snapshot import read_meta
 from hostnet.model.host import KernelInfo
 
 
@@ -87,6 +86,8 @@ def observed_at(root: Root) -> float | None:
     """Now on the live host; a snapshot's collection time (meta.json), if it has one."""
     if root.is_live:
         return time.time()
+    from hostnet.host.snapshot import read_meta
+
     meta = read_meta(root)
     return meta.time if meta is not None else None
 

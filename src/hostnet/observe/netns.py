@@ -11,8 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hostnet.conntrack.sizing import slab_entry_bytes
-from hostnet.conntrack.stats import StatsFormatError, parse_conntrack_s, parse_stats
+from hostnet.conntrack.stats import (
+    StatsFormatError,
+    parse_conntrack_s,
+    parse_stats,
+    slab_entry_bytes,
+)
 from hostnet.errors import HostnetError
 from hostnet.host.root import Root
 from hostnet.model.conntrack import (
