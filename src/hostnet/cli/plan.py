@@ -131,8 +131,8 @@ def parse_within(text: str | None) -> float | None:
     except ValueError as exc:
         raise UsageError(f"--confirm-within {text!r}: {exc}",
                          hint="give a duration such as 120s or 5m") from None
-    if seconds < 10:
-        raise UsageError("--confirm-within must be at least 10s",
+    if seconds < 2:
+        raise UsageError("--confirm-within must be at least 2s",
                          hint="leave time to open a new connection and confirm")
     return float(seconds)
 

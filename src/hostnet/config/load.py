@@ -248,11 +248,12 @@ def problems_from(exc: Any, path: str, locator: Locator) -> list[Problem]:
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``net.core.somaxconn = 1`` written without quotes is a nested table in TOML: join the
-    names back (a table of at_least/at_most is a bound, not a name)."""
+    names back. A quoted name (it holds dots) or a table of at_least/at_most is a value."""
     out: dict[str, Any] = {}
     for name, value in table.items():
         key = f"{prefix}.{name}" if prefix else name
-        if isinstance(value, dict) and value and not set(value) <= {"at_least", "at_most"}:
+        if (isinstance(value, dict) and value and "." not in name
+                and not set(value) <= {"at_least", "at_most"}):
             out.update(_flatten(value, key))
         else:
             out[key] = value

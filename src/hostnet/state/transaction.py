@@ -102,21 +102,20 @@ def apply(make: Callable[[], Plan], io: HostIO, *, state_dir: Path, netns: str |
             gen = gen.with_status("applying", f"revert armed: {how}", reverter=how)
             journal.write(gen)
         _hook(0)
-        done = 0
+        index = 0
         current: Step | None = None
         try:
-            for n, step in enumerate(steps, 1):
+            for index, step in enumerate(steps, 1):
                 current = step
                 step.run(io)
-                done = n
-                _hook(n)
+                _hook(index)
             current = None
             problems = [p for p in (s.verify(io) for s in steps) if p]
             if problems:
                 raise StepFailed("read-back: " + "; ".join(problems))
         except BaseException as exc:
             undone = undo_all(gen, io, force=True)
-            what = f"step {done + 1} of {len(steps)} ({current.text()})" if current else (
+            what = f"step {index} of {len(steps)} ({current.text()})" if current else (
                 "the read-back")
             why = exc.message if isinstance(exc, HostnetError) else f"{type(exc).__name__}: {exc}"
             status = "failed" if settle(gen, undone) == "rolled-back" else "partial"

@@ -40,6 +40,14 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def _module(key: str, spec: KeySpec | None) -> str | None:
+    if spec is not None and spec.module:
+        return spec.module
+    from hostnet.sysctl.lint import MODULE_PREFIXES
+
+    return next((m for prefix, m in MODULE_PREFIXES.items() if key.startswith(prefix)), None)
+
+
 def _global(spec: KeySpec | None) -> bool:
     return spec is not None and (not spec.netns or spec.init_ns_writable_only)
 
@@ -67,10 +75,12 @@ def check(wants: list[Want], facts: Facts, cat: Catalogue) -> Check:
             errors.append(f"{at}: {want.key} was removed in Linux {spec.removed_in}{instead}")
             continue
         if facts.kernel_known and fact.state == "missing" and not (is_ct_size and facts.netns):
-            if spec is not None and spec.module and facts.conntrack_module != "builtin":
+            module = _module(want.key, spec)
+            if module is not None and not (module == "nf_conntrack"
+                                           and facts.conntrack_module == "builtin"):
                 errors.append(
-                    f"{at}: {want.key} exists only while the {spec.module} module is loaded, and "
-                    f"it is not: load it first (modprobe {spec.module}, and list it in "
+                    f"{at}: {want.key} exists only while the {module} module is loaded, and "
+                    f"it is not: load it first (modprobe {module}, and list it in "
                     "/etc/modules-load.d/ so it is there at boot)")
             elif spec is None:
                 errors.append(f"{at}: {want.key} is not a sysctl key on this kernel"
