@@ -121,9 +121,9 @@ class Journal:
 
     def write(self, gen: Generation) -> None:
         """Atomically (re)write one generation; nothing partial is ever visible."""
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = json.dumps(gen.to_json(), indent=1, sort_keys=True).encode() + b"\n"
         try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(self._path(gen.id), data, 0o600)
         except OSError as exc:
             raise JournalError(f"cannot write the journal in {self.dir}: {exc.strerror or exc}",
@@ -153,8 +153,9 @@ def locked(state_dir: str | os.PathLike[str], wait: float = 0.0) -> Iterator[Non
                     raise LockBusy(f"another hostnet apply/rollback holds {base / 'lock'} "
                                    f"(pid {holder})", hint="wait for it to finish") from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is for messages only (a full disk)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

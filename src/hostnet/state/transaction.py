@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -113,13 +114,17 @@ def apply(make: Callable[[], Plan], io: HostIO, *, state_dir: Path, netns: str |
             problems = [p for p in (s.verify(io) for s in steps) if p]
             if problems:
                 raise StepFailed("read-back: " + "; ".join(problems))
+            final = (gen.with_status("pending", "applied; waiting for confirmation")
+                     if confirm_within else gen.with_status("applied", "applied"))
+            journal.write(final)  # a full disk here too undoes the changes
         except BaseException as exc:
             undone = undo_all(gen, io, force=True)
             what = f"step {index} of {len(steps)} ({current.text()})" if current else (
                 "the read-back")
             why = exc.message if isinstance(exc, HostnetError) else f"{type(exc).__name__}: {exc}"
             status = "failed" if settle(gen, undone) == "rolled-back" else "partial"
-            journal.write(gen.with_status(status, f"{what} failed: {why}; changes undone"))
+            with contextlib.suppress(HostnetError):  # on a full disk it stays "applying"
+                journal.write(gen.with_status(status, f"{what} failed: {why}; changes undone"))
             if not isinstance(exc, Exception):
                 raise
             restored = sum(1 for u in undone if u.outcome in (Outcome.RESTORED, Outcome.FORCED))
@@ -129,9 +134,4 @@ def apply(make: Callable[[], Plan], io: HostIO, *, state_dir: Path, netns: str |
                 "back" + (f"; NOT restored: {'; '.join(left)}" if left else "; nothing is left "
                           "half-applied"),
                 hint=f"journal: generation {gen.id} in {journal.dir}") from None
-        if confirm_within:
-            gen = gen.with_status("pending", "applied; waiting for confirmation")
-        else:
-            gen = gen.with_status("applied", "applied")
-        journal.write(gen)
-        return Applied(gen, tuple(recovered), plan)
+        return Applied(final, tuple(recovered), plan)
