@@ -262,3 +262,28 @@ def test_full_disk_for_the_journal(lab: Lab) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot write the journal" in result.stderr and "nothing was changed" in result.stderr
     assert lab.values() == lab.before and lab.files() == []
+
+
+def test_root_alone_writes_only_files(tmp_path: Path) -> None:
+    """--root DIR (image builds): the files land in DIR; no live value is written (the
+    initial namespace is only read, for the checks)."""
+    config = tmp_path / "h.toml"
+    config.write_text('[sysctl]\n"net.core.somaxconn" = { at_least = 8192 }\n'
+                      '[conntrack]\nbuckets = 131072\n')
+    root = tmp_path / "image"
+    root.mkdir()
+    before = Path("/proc/sys/net/core/somaxconn").read_text()
+    args = ["--config", str(config), "--root", str(root), "--state-dir", str(tmp_path / "s")]
+    plan = json.loads(hostnet("plan", *args, "--format", "json").stdout)
+    assert {c["kind"] for c in plan["changes"]} == {"file"}
+    result = hostnet("apply", *args, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert Path("/proc/sys/net/core/somaxconn").read_text() == before
+    assert "options nf_conntrack hashsize=131072" in (
+        root / "etc/modprobe.d/hostnet.conf").read_text()
+    lint = hostnet("lint", "--strict", "--no-kernel", str(root / "etc/sysctl.d/90-hostnet.conf"))
+    assert lint.returncode == 0, lint.stdout
+    assert "Nothing to do" in hostnet("apply", *args, "--yes").stdout
+    assert hostnet("rollback", "--root", str(root), "--state-dir", str(tmp_path / "s"),
+                   "--yes").returncode == 0
+    assert not (root / "etc/sysctl.d/90-hostnet.conf").exists()

@@ -197,3 +197,13 @@ def test_init_writes_a_file_that_plan_accepts(tmp_path: Path) -> None:
     assert parse(out.read_text()).config.role == "nat-router"
     again = CliRunner().invoke(cli, ["init", "--role", "server", "-o", str(out)])
     assert again.exit_code != 0 and "exists" in str(again.exception or again.output)
+
+
+def test_doctor_fix_config_prints_a_valid_snippet() -> None:
+    root = Path(__file__).resolve().parents[1] / "fixtures/roots/doctor-webserver"
+    result = CliRunner().invoke(cli, ["doctor", "--root", str(root), "--role", "server",
+                                      "--no-composition", "--fix-config"])
+    assert result.exit_code == 0, result.output
+    data = tomllib.loads(result.output)
+    assert data.get("sysctl"), result.output
+    parse(result.output)  # the snippet is itself a valid hostnet.toml

@@ -164,3 +164,20 @@ def test_boot_unit_reverts_unconfirmed(tmp_path: Path) -> None:
         proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                               text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_boot_revert_rolls_back_every_unconfirmed_generation(tmp_path: Path) -> None:
+    from hostnet.state.rollback import confirm, unconfirmed
+
+    io = fake_proc(tmp_path, {"a.one": "1"})
+    state = tmp_path / "state"
+    step = SetSysctl(None, "a.one", "1", "2", "r")
+    apply(lambda: Plan((step,)), io, state_dir=state, netns=None, config="c")
+    journal = Journal(state, None)
+    pending = journal.load(1).with_status("pending", "as after a reboot", deadline=1e12)
+    journal.write(pending)
+    assert confirm(journal).status == "confirmed"  # confirmed: the boot revert leaves it
+    assert unconfirmed(journal, io, None) == []
+    journal.write(journal.load(1).with_status("pending", "unconfirmed again"))
+    [done] = unconfirmed(journal, io, None)
+    assert done.generation.status == "reverted" and io.read_sysctl("a.one") == "1"
