@@ -92,11 +92,12 @@ def main() -> int:
             HOSTNET, "apply", "--config", str(config), *common, "--yes"), reset)
         check_new()
 
-        def apply_then() -> None:
+        def reset_and_apply() -> None:
+            reset()
             sh(HOSTNET, "apply", "--config", str(config), *common, "--yes")
 
         results["hostnet rollback"] = median_of(runs, lambda: sh(
-            HOSTNET, "rollback", *common, "--yes"), lambda: (reset(), apply_then()) and None)
+            HOSTNET, "rollback", *common, "--yes"), reset_and_apply)
         lib_apply, lib_rollback = library(ns, config, tmp / "state-lib", runs, reset)
         results["library: transaction (apply)"] = lib_apply
         results["library: rollback"] = lib_rollback

@@ -287,3 +287,17 @@ def test_root_alone_writes_only_files(tmp_path: Path) -> None:
     assert hostnet("rollback", "--root", str(root), "--state-dir", str(tmp_path / "s"),
                    "--yes").returncode == 0
     assert not (root / "etc/sysctl.d/90-hostnet.conf").exists()
+
+
+def test_port_range_over_a_listening_port_is_refused(lab: Lab) -> None:
+    server = lab.ns.popen([sys.executable, "-c", "import socket, time; s = socket.socket(); "
+                           "s.bind(('0.0.0.0', 30001)); s.listen(); print('up', flush=True); "
+                           "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None and server.stdout.readline().strip() == "up"
+    lab.config.write_text('[sysctl]\n"net.ipv4.ip_local_port_range" = "20000 60999"\n')
+    result = hostnet("apply", *lab.args("--yes"))
+    assert result.returncode == 2, result.stderr
+    assert "takes in ports services listen on (tcp/30001)" in result.stderr
+    lab.config.write_text('[sysctl]\n"net.ipv4.ip_local_port_range" = "20000 60999"\n'
+                          '"net.ipv4.ip_local_reserved_ports" = "30001"\n')
+    assert hostnet("plan", *lab.args()).returncode == 0

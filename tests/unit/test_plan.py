@@ -219,3 +219,17 @@ def test_owned_file_parse_roundtrip() -> None:
     p = plan_of('[sysctl]\n"net.core.somaxconn" = 8192\n', facts(files=True))
     step = next(s for s in p.steps if isinstance(s, WriteOwnedFile))
     assert parse_sysctl_values(step.content) == {"net.core.somaxconn": "8192"}
+
+
+def test_listening_sockets_from_proc_net() -> None:
+    from hostnet.state.observe import listening_sockets
+
+    tcp = ("  sl  local_address rem_address   st\n"
+           "   0: 00000000:0016 00000000:0000 0A 0\n"
+           "   1: 0100007F:1F90 00000000:0000 0A 0\n"
+           "   2: 0100007F:A000 0200007F:0016 01 0\n")
+    assert listening_sockets(tcp, "tcp") == [(22, "00000000"), (8080, "0100007F")]
+    udp = ("  sl  local_address rem_address   st\n"
+           "   0: 00000000:0035 00000000:0000 07 0\n"
+           "   1: 00000000:1000 0200007F:0035 07 0\n")
+    assert listening_sockets(udp, "udp") == [(53, "00000000")]

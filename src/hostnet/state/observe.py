@@ -56,18 +56,43 @@ def later_settings(files_root: Root) -> tuple[LaterSetting, ...]:
     return tuple(out)
 
 
-def _listening(kernel: Root) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
-    from hostnet.checks.roles import parse_proc_net_sockets
+def listening_sockets(text: str, proto: str) -> list[tuple[int, str]]:
+    """(port, local address hex) of listening TCP (state 0A) or bound, unconnected UDP
+    (state 07) sockets in /proc/net/{tcp,tcp6,udp,udp6} text."""
+    out: list[tuple[int, str]] = []
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 4 or ":" not in parts[1]:
+            continue
+        addr, _, port_hex = parts[1].rpartition(":")
+        wanted = "0A" if proto == "tcp" else "07"
+        if parts[3] != wanted or (proto == "udp" and not parts[2].endswith(":0000")):
+            continue
+        try:
+            port = int(port_hex, 16)
+        except ValueError:
+            continue
+        if port:
+            out.append((port, addr.upper()))
+    return out
 
+
+def _loopback(addr: str) -> bool:
+    if len(addr) == 8:  # IPv4 in little-endian words: 0100007F is 127.0.0.1
+        return addr[6:8] == "7F"
+    return addr in ("00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
+
+
+def _listening(kernel: Root) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
     ports: set[tuple[str, int]] = set()
     v6_any: set[str] = set()
-    for proto in ("tcp", "tcp6", "udp", "udp6"):
-        text = kernel.read_text(f"proc/net/{proto}") or ""
-        for lst in parse_proc_net_sockets(text, proto.rstrip("6")):
-            if not lst.loopback:
-                ports.add((lst.proto, lst.port))
-            if proto.endswith("6") and set(lst.address) == {"0"}:
-                v6_any.add(f"{lst.proto}/{lst.port}")
+    for name in ("tcp", "tcp6", "udp", "udp6"):
+        proto = name.rstrip("6")
+        for port, addr in listening_sockets(kernel.read_text(f"proc/net/{name}") or "", proto):
+            if not _loopback(addr):
+                ports.add((proto, port))
+            if name.endswith("6") and set(addr) == {"0"}:
+                v6_any.add(f"{proto}/{port}")
     return tuple(sorted(ports)), tuple(sorted(v6_any))
 
 
