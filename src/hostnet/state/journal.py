@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,12 @@ class Generation:
     events: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["version"] = VERSION
-        return data
+        # not dataclasses.asdict: its deep copy of every record costs more than the write
+        return {"version": VERSION, "id": self.id, "netns": self.netns, "root": self.root,
+                "live": self.live, "created": self.created, "status": self.status,
+                "records": list(self.records), "changes": list(self.changes),
+                "config": self.config, "deadline": self.deadline, "reverter": self.reverter,
+                "events": list(self.events)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Generation:

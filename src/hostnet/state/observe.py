@@ -97,7 +97,8 @@ def _listening(kernel: Root) -> tuple[tuple[tuple[str, int], ...], tuple[str, ..
 
 
 def observe(kernel: Root | None, files_root: Root, keys: Iterable[str], *, netns: str | None,
-            live: bool, files: bool, source: str) -> Facts:
+            live: bool, files: bool, source: str, sockets: bool = True) -> Facts:
+    """``sockets``: also read listening sockets (for a port range or disabling IPv6)."""
     values: dict[str, KeyFact] = {}
     if kernel is not None:
         for key in sorted(set(keys)):
@@ -114,7 +115,7 @@ def observe(kernel: Root | None, files_root: Root, keys: Iterable[str], *, netns
     listening: tuple[tuple[str, int], ...] = ()
     v6_any: tuple[str, ...] = ()
     slaac: tuple[str, ...] = ()
-    if kernel is not None:
+    if kernel is not None and sockets:
         listening, v6_any = _listening(kernel)
         slaac = tuple(n for n in interfaces(kernel) if n != "lo" and kernel.sysctl_int(
             f"net.ipv6.conf.{n.replace('.', '/')}.accept_ra") and kernel.sysctl_int(

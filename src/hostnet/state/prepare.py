@@ -16,7 +16,7 @@ from hostnet.state.desired import ipv6_wants, wants
 from hostnet.state.facts import Facts
 from hostnet.state.observe import interfaces, kernel_root, observe
 from hostnet.state.plan import Plan, keys_needed, make_plan
-from hostnet.state.validate import check
+from hostnet.state.validate import PORT_RANGE, check
 
 DEFAULT_CONFIG = Path("/etc/hostnet/hostnet.toml")
 
@@ -60,8 +60,9 @@ def prepare(config: Path, *, netns: str | None, root_dir: Path | None) -> Prepar
     kernel = Root("/") if netns is not None else kernel_root(root_dir)
     ifaces = interfaces(kernel)
     wanted = wants(loaded, netns=netns) + ipv6_wants(loaded, ifaces)
+    sockets = any(w.key == PORT_RANGE or w.section == "ipv6" for w in wanted)
     facts = observe(kernel, files_root, keys_needed(wanted, ifaces), netns=netns, live=live,
-                    files=write_files, source=str(config))
+                    files=write_files, source=str(config), sockets=sockets)
     from hostnet.knowledge.catalogue import load
 
     checked = check(wanted, facts, load())
