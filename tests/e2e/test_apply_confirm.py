@@ -21,7 +21,7 @@ from tests.helpers.netns import Netns
 
 HOSTNET = [sys.executable, "-m", "hostnet"]
 CONFIG = '[sysctl]\n"net.core.somaxconn" = 8192\n"net.ipv4.tcp_fin_timeout" = 20\n'
-WITHIN = 3.0
+WITHIN = 5.0
 
 
 class Session:
@@ -40,7 +40,8 @@ class Session:
                 f"{WITHIN:g}s"]
         self.out = tmp / "apply.out"
         self.proc = subprocess.Popen(
-            ["sh", "-c", '"$@" > "$0" 2>&1 & wait; sleep 300', str(self.out), *argv],
+            ["sh", "-c", '"$@" > "$0" 2>&1 & wait $!; echo "apply rc=$?" >> "$0"; sleep 300',
+             str(self.out), *argv],
             start_new_session=True, env={**os.environ, **(env or {})})
 
     def values(self) -> tuple[str, str]:
@@ -105,12 +106,16 @@ def test_unconfirmed_apply_comes_back_after_the_session_dies(
         session: Callable[..., Session], apply_killed_mid_way: bool) -> None:
     env = {"HOSTNET_TEST_KILL_AT_STEP": "2"} if apply_killed_mid_way else None
     s = session(env)
-    want_status = "applying" if apply_killed_mid_way else "pending"
-    assert s.wait_for(lambda: (s.generation() or {}).get("status") == want_status, 20), \
-        s.out.read_text()
-    assert s.values() == ("8192", "20")
-    assert (s.root / "etc/sysctl.d/90-hostnet.conf").exists() or apply_killed_mid_way
-    if not apply_killed_mid_way:
+    # killed after step 2: both values written, the file (step 3) not, status stays applying
+    assert s.wait_for(lambda: s.values() == ("8192", "20"), 20), s.out.read_text()
+    if apply_killed_mid_way:
+        assert s.wait_for(lambda: "apply rc=137" in s.out.read_text(), 20)  # SIGKILLed
+        assert (s.generation() or {}).get("status") == "applying"
+        assert not (s.root / "etc/sysctl.d/90-hostnet.conf").exists()
+    else:
+        assert s.wait_for(lambda: "apply rc=0" in s.out.read_text(), 20)
+        assert (s.generation() or {}).get("status") == "pending"
+        assert (s.root / "etc/sysctl.d/90-hostnet.conf").exists()
         text = s.out.read_text()
         assert "hostnet confirm --netns" in text and "reverted at" in text
     pid = s.reverter_pid()
