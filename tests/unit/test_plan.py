@@ -51,7 +51,7 @@ def plan_of(text: str, f: Facts) -> Plan:
     ws = wants(loaded, netns=f.netns) + ipv6_wants(loaded, f.interfaces)
     result = check(ws, f, catalogue())
     assert not result.errors, result.errors
-    return make_plan(ws, f)
+    return make_plan([w for w in ws if w.key not in result.skipped], f)
 
 
 def errors_of(text: str, f: Facts) -> list[str]:
@@ -233,3 +233,39 @@ def test_listening_sockets_from_proc_net() -> None:
            "   0: 00000000:0035 00000000:0000 07 0\n"
            "   1: 00000000:1000 0200007F:0035 07 0\n")
     assert listening_sockets(udp, "udp") == [(53, "00000000")]
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+def test_plan_text_and_json_golden() -> None:
+    """The rendered plan of a fixed host (regenerate: HOSTNET_REGOLD=1)."""
+    import json
+    import os
+
+    from hostnet.cli.plan import render_text
+
+    text = ('role = "server"\n[sysctl]\n"net.ipv4.ip_forward" = 1\n'
+            '"net.core.somaxconn" = { at_least = 8192 }\n[conntrack]\nbuckets = 131072\n'
+            '[conntrack.timeouts]\nudp = "1m"\n[ipv6]\nenabled = false\n')
+    f = facts({"net.ipv4.tcp_synack_retries": "5", "net.ipv4.tcp_keepalive_time": "7200"},
+              files=True, conntrack_module="module", v6_any=("tcp/22",))
+    p = plan_of(text, f)
+    got = {"plan.txt": render_text(p, "this host (live values and /etc files)"),
+           "plan.json": json.dumps(p.to_json(), indent=2) + "\n"}
+    for name, body in got.items():
+        path = GOLDEN / f"plan-server-router.{name.split('.')[1]}"
+        if os.environ.get("HOSTNET_REGOLD"):
+            path.write_text(body)
+        assert body == path.read_text(), f"{path} differs (HOSTNET_REGOLD=1 rewrites it)"
+
+
+def test_apply_needs_yes_without_a_terminal(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hostnet.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["apply", "--config", str(tmp_path / "x.toml"),
+                                      "--state-dir", str(tmp_path)])
+    assert result.exit_code != 0 and "stdin is not a terminal" in str(result.exception)
+    assert not list(tmp_path.iterdir())

@@ -68,6 +68,6 @@ def prepare(config: Path, *, netns: str | None, root_dir: Path | None) -> Prepar
     checked = check(wanted, facts, load())
     if checked.errors:
         raise config_error(config, list(checked.errors))
-    plan = make_plan(wanted, facts)
+    plan = make_plan([w for w in wanted if w.key not in checked.skipped], facts)
     plan = replace(plan, warnings=checked.warnings + plan.warnings)
     return Prepared(loaded, facts, plan, text, live, files_root.path)

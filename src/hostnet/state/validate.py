@@ -27,6 +27,9 @@ NUMERIC = ("int", "bool", "enum")
 class Check:
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
+    #: role values this host cannot take (missing, read-only, host-wide in a namespace):
+    #: dropped from the plan without an error, the config did not name them
+    skipped: frozenset[str] = frozenset()
 
 
 def _at(want: Want, source: str) -> str:
@@ -55,6 +58,7 @@ def _global(spec: KeySpec | None) -> bool:
 def check(wants: list[Want], facts: Facts, cat: Catalogue) -> Check:
     errors: list[str] = []
     warnings: list[str] = []
+    skipped: set[str] = set()
     known = set(cat.concrete_keys()) | {k for k, f in facts.values.items() if f.state != "missing"}
     for want in wants:
         at = _at(want, facts.source)
@@ -63,6 +67,7 @@ def check(wants: list[Want], facts: Facts, cat: Catalogue) -> Check:
         is_ct_size = want.key in (CT_MAX, CT_BUCKETS) and want.section == "conntrack"
         if facts.netns is not None and _global(spec) and not is_ct_size:
             if want.from_role:
+                skipped.add(want.key)
                 continue
             errors.append(f"{at}: {want.key} is host-wide: only the initial namespace can set it, "
                           f"not --netns {facts.netns}")
@@ -87,6 +92,7 @@ def check(wants: list[Want], facts: Facts, cat: Catalogue) -> Check:
                               + _suggest(want.key, known))
             elif not want.from_role:
                 errors.append(f"{at}: {want.key} is not on this kernel ({facts.kernel_text()})")
+            skipped.add(want.key)
             continue
         if spec is None and not facts.kernel_known:
             errors.append(f"{at}: {want.key} is not in hostnet's catalogue and no kernel was "
@@ -94,6 +100,7 @@ def check(wants: list[Want], facts: Facts, cat: Catalogue) -> Check:
             continue
         if fact.state == "ok" and fact.writable is False and not is_ct_size:
             if want.from_role:
+                skipped.add(want.key)
                 continue
             errors.append(f"{at}: {want.key} is read-only here" + (
                 f" (in namespace {facts.netns} it is a copy of the host's value)"
@@ -117,7 +124,7 @@ def check(wants: list[Want], facts: Facts, cat: Catalogue) -> Check:
     by_key = {w.key: w for w in wants}
     if PORT_RANGE in by_key:
         errors += _port_range(by_key[PORT_RANGE], facts, by_key)
-    return Check(tuple(errors), tuple(warnings))
+    return Check(tuple(errors), tuple(warnings), frozenset(skipped))
 
 
 def _ports(text: str | None) -> set[int]:
