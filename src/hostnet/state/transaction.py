@@ -19,13 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hostnet.errors import ApplyFailed, HostnetError, PlanError, StepFailed
 from hostnet.host.root import Root
 from hostnet.state.hostio import HostIO
 from hostnet.state.journal import Generation, Journal, locked
-from hostnet.state.plan import Plan
 from hostnet.state.steps import Outcome, Step, Undone, undo_record
+
+if TYPE_CHECKING:  # the planner pulls in the schema library; rollback does not need it
+    from hostnet.state.plan import Plan
 
 
 @dataclass(frozen=True, slots=True)
