@@ -243,7 +243,7 @@ def problems_from(exc: Any, path: str, locator: Locator) -> list[Problem]:
             message += f" (did you mean {close[0]}?)" if close else (
                 f"; known here: {', '.join(known)}" if known else "")
         out.append(Problem(path, locator.line(loc), dotted(loc), message))
-    return out
+    return sorted(out, key=lambda p: p.line or 0)
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
