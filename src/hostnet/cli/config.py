@@ -54,11 +54,12 @@ def init(role: str | None, output: str, force: bool) -> int:
 
     why = ""
     if role is None:
-        from hostnet.checks.context import Context
         from hostnet.checks.roles import recommend_for
-        from hostnet.host.root import Root
+        from hostnet.observe.host import observe
+        from hostnet.observe.netns import Want
 
-        role, why = recommend_for(Context(Root("/")))
+        host = observe(None, want=Want(composition=False, log=False))
+        role, why = recommend_for(host.namespaces[0])
     prof = load(role)
     lines = [RoleLine(k, e.wanted(), e.code) for k, e in sorted(prof.expectations.items())]
     text = starter(role, f"{role}: {why}" if why else "", lines)

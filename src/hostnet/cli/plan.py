@@ -99,11 +99,11 @@ def plan(config: str | None, netns: str | None, root_dir: str | None, state_dir:
     Exit 0 with a plan (also an empty one), 2 when the config is invalid or asks for what
     this kernel cannot do.
     """
-    from hostnet.host.netns import entered
+    from hostnet.observe.roots import open_root
     from hostnet.state.prepare import prepare
     from hostnet.state.rollback import state_dir_of
 
-    with entered(netns):
+    with open_root(None, netns):
         prepared = prepare(config_path(config), netns=netns,
                            root_dir=Path(root_dir) if root_dir else None)
     stuck = _interrupted(state_dir_of(state_dir), netns)
@@ -157,7 +157,7 @@ def apply(config: str | None, netns: str | None, root_dir: str | None, state_dir
     new connection, in time. Exit 0 applied (or nothing to do), 1 a step failed (undone),
     2 invalid config or usage.
     """
-    from hostnet.host.netns import entered
+    from hostnet.observe.roots import open_root
     from hostnet.state.hostio import HostIO
     from hostnet.state.prepare import prepare
     from hostnet.state.rollback import state_dir_of
@@ -181,7 +181,7 @@ def apply(config: str | None, netns: str | None, root_dir: str | None, state_dir
         click.echo(render_text(p, where), nl=False)
         return yes or click.confirm("Apply these changes?", default=False)
 
-    with entered(netns):
+    with open_root(None, netns):
         io = HostIO(Path(root_dir) if root_dir else Path("/"),
                     live=root_dir is None or netns is not None)
         result = run(make, io, state_dir=sdir, netns=netns, config=str(path), approve=approve,

@@ -46,7 +46,7 @@ def rollback(gen_id: int | None, netns: str | None, root_dir: str | None,
     left; one changed by someone else since is drift: reported and left alone unless
     --force. Exit 0 restored, 1 drift left in place, 2 nothing to roll back or bad usage.
     """
-    from hostnet.host.netns import entered
+    from hostnet.observe.roots import open_root
     from hostnet.state.journal import Journal
     from hostnet.state.rollback import pick, preview, state_dir_of
     from hostnet.state.rollback import rollback as run
@@ -56,7 +56,7 @@ def rollback(gen_id: int | None, netns: str | None, root_dir: str | None,
     if unconfirmed:
         if force:
             raise UsageError("--unconfirmed does not take --force")
-        with entered(netns):
+        with open_root(None, netns):
             gen = journal.load(gen_id) if gen_id is not None else journal.latest()
             if gen is None:
                 click.echo("No generations.")
@@ -73,7 +73,7 @@ def rollback(gen_id: int | None, netns: str | None, root_dir: str | None,
         return 0
     if at is not None:
         raise UsageError("--at goes with --unconfirmed")
-    with entered(netns):
+    with open_root(None, netns):
         gen = pick(journal, gen_id)
         io = _io(gen.root, gen.live, root_dir)
         lines = preview(gen, io)

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from hostnet.errors import StepFailed
-from hostnet.sysctl.keys import key_to_path, path_to_key
+from hostnet.model.keys import key_to_path, path_to_key
 
 
 def norm(value: str | None) -> str | None:

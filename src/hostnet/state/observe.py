@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from hostnet.host.root import Root, SysctlState
+from hostnet.host.root import Root
+from hostnet.model.sysctl import SysctlState
 from hostnet.state.facts import Facts, KeyFact, LaterSetting
 from hostnet.state.files import MODPROBE_FILE, SYSCTL_FILE
 
