@@ -25,7 +25,8 @@ class RolledBack:
 def pick(journal: Journal, gen_id: int | None) -> Generation:
     if gen_id is not None:
         return journal.load(gen_id)
-    for gen in reversed(journal.all()):
+    for candidate in reversed(journal.ids()):
+        gen = journal.load(candidate)
         if gen.status not in DONE:
             return gen
     raise JournalError(f"nothing to roll back in {journal.dir}",

@@ -62,16 +62,17 @@ def settle(gen: Generation, undone: list[Undone]) -> str:
 
 
 def recover(journal: Journal, io: HostIO) -> list[Generation]:
-    """Roll back generations left ``applying`` by a process that died (we hold the lock)."""
-    out = []
-    for gen in journal.all():
-        if gen.status == "applying":
-            undone = undo_all(gen, io, force=False)
-            gen = gen.with_status(settle(gen, undone), "interrupted apply rolled back by the "
-                                  "next hostnet run")
-            journal.write(gen)
-            out.append(gen)
-    return out
+    """Roll back a generation left ``applying`` by a process that died (we hold the lock).
+
+    Only the newest can be: every run under the lock recovers it before starting another."""
+    gen = journal.latest()
+    if gen is None or gen.status != "applying":
+        return []
+    undone = undo_all(gen, io, force=False)
+    gen = gen.with_status(settle(gen, undone), "interrupted apply rolled back by the next "
+                          "hostnet run")
+    journal.write(gen)
+    return [gen]
 
 
 def apply(make: Callable[[], Plan], io: HostIO, *, state_dir: Path, netns: str | None,
@@ -83,8 +84,8 @@ def apply(make: Callable[[], Plan], io: HostIO, *, state_dir: Path, netns: str |
     journal = Journal(state_dir, netns)
     with locked(state_dir):
         recovered = recover(journal, io)
-        waiting = journal.latest(("pending",))
-        if waiting is not None:
+        waiting = journal.latest()  # a pending generation blocks applies: it is the newest
+        if waiting is not None and waiting.status == "pending":
             raise PlanError(f"generation {waiting.id} is waiting for confirmation",
                             hint="run 'hostnet confirm' to keep it or 'hostnet rollback' first")
         plan = make()
