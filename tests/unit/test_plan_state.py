@@ -181,3 +181,35 @@ def test_boot_revert_rolls_back_every_unconfirmed_generation(tmp_path: Path) -> 
     journal.write(journal.load(1).with_status("pending", "unconfirmed again"))
     [done] = unconfirmed(journal, io, None)
     assert done.generation.status == "reverted" and io.read_sysctl("a.one") == "1"
+
+
+@pytest.mark.parametrize("command", [["/bin/true"], ["/nonexistent/hostnet"]])
+def test_reverter_that_never_gets_ready_stops_the_apply(tmp_path: Path,
+                                                        command: list[str]) -> None:
+    from hostnet.errors import PlanError
+    from hostnet.state.confirm import spawn_detached
+
+    with pytest.raises(PlanError, match="reverter process did not start"):
+        spawn_detached(command, tmp_path / "reverter.log", timeout=10)
+
+
+def test_reverter_runs_in_its_own_session_and_says_ready(tmp_path: Path) -> None:
+    import time
+
+    from hostnet.state.confirm import spawn_detached
+
+    out = tmp_path / "sid"
+    script = tmp_path / "r.py"
+    script.write_text(f"#!{sys.executable}\nimport os, signal, sys\n"
+                      f"open({str(out)!r}, 'w').write(f'{{os.getsid(0)}} "
+                      "{signal.getsignal(signal.SIGHUP) == signal.SIG_IGN}')\n"
+                      "os.write(int(sys.argv[2]), b'ready')\n")
+    script.chmod(0o755)
+    pid = spawn_detached([str(script)], tmp_path / "reverter.log")
+    for _ in range(100):
+        if out.exists() and out.read_text().strip():
+            break
+        time.sleep(0.05)
+    sid, ignores_hup = out.read_text().split()
+    assert int(sid) != os.getsid(0) and int(sid) != os.getpid()
+    assert ignores_hup == "True" and pid > 0

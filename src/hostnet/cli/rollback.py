@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,9 +38,11 @@ def _io(gen_root: str, gen_live: bool, root_dir: str | None) -> HostIO:
                    "generation). Implies --yes.")
 @click.option("--at", "at", type=float, default=None, hidden=True,
               help="Wait until this time (epoch seconds) first (the detached reverter).")
+@click.option("--ready-fd", "ready_fd", type=int, default=None, hidden=True,
+              help="Write 'ready' to this file descriptor once armed (the detached reverter).")
 def rollback(gen_id: int | None, netns: str | None, root_dir: str | None,
              state_dir: str | None, yes: bool, force: bool, unconfirmed: bool,
-             at: float | None) -> int:
+             at: float | None, ready_fd: int | None) -> int:
     """Restore the live values and files of a journal entry (the latest without ID).
 
     Three-way: a value or file still as hostnet left it is restored; one already back is
@@ -62,6 +65,13 @@ def rollback(gen_id: int | None, netns: str | None, root_dir: str | None,
                 click.echo("No generations.")
                 return 0
             io = _io(gen.root, gen.live, root_dir)
+            if ready_fd is not None:  # armed: apply may go on
+                when = f", reverting at {time.strftime('%H:%M:%S', time.localtime(at))}" \
+                    if at else ""
+                click.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} armed for generation "
+                           f"{gen.id}{when}")
+                os.write(ready_fd, b"ready\n")
+                os.close(ready_fd)
             done = revert(journal, io, gen_id, at)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         for rb in done:

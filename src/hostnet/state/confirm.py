@@ -5,7 +5,9 @@ session that ran apply dies (SSH drop, SIGHUP, the process group killed, SIGKILL
   ``hostnet rollback ID --unconfirmed``;
 * otherwise a detached reverter: double fork, ``setsid`` (its own session and process group),
   SIGHUP ignored, stdin on /dev/null and output to ``STATE/reverter.log``; it sleeps until the
-  deadline, then rolls back unless the generation was confirmed.
+  deadline, then rolls back unless the generation was confirmed. apply goes on only after
+  the reverter has said ``ready`` (through an inherited pipe): a reverter that cannot start
+  stops the apply before its first change.
 
 ``hostnet rollback --unconfirmed`` also runs at boot (contrib/hostnet-revert-unconfirmed.service)
 for a generation that a reboot left unconfirmed.
@@ -14,9 +16,11 @@ for a generation that a reboot left unconfirmed.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hostnet.errors import PlanError
@@ -57,8 +61,9 @@ def systemd_run_argv(gen_id: int, netns: str | None, seconds: float,
             "--", *command]
 
 
-def spawn_detached(command: list[str], log_path: Path) -> int:
-    """Start ``command`` in a new session, immune to SIGHUP; return its pid."""
+def spawn_detached(command: list[str], log_path: Path, timeout: float = 30.0) -> int:
+    """Start ``command`` in a new session, immune to SIGHUP; return its pid once it has said
+    it is ready (it writes ``ready`` to the file descriptor given with ``--ready-fd``)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # first child: new session, fork again so the reverter is no session leader
@@ -74,18 +79,29 @@ def spawn_detached(command: list[str], log_path: Path) -> int:
             os.dup2(log, 1)
             os.dup2(log, 2)
             os.chdir("/")
-            os.write(write_fd, str(os.getpid()).encode())
-            os.close(write_fd)
-            os.execv(command[0], command)
+            os.write(write_fd, f"{os.getpid()}\n".encode())
+            os.set_inheritable(write_fd, True)
+            os.execv(command[0], [*command, "--ready-fd", str(write_fd)])
         finally:
             os._exit(127)
     os.close(write_fd)
     os.waitpid(pid, 0)
-    with os.fdopen(read_fd, "rb") as fh:
-        text = fh.read().decode()
-    if not text.isdigit():
-        raise PlanError("could not start the reverter process; nothing was changed")
-    return int(text)
+    chunks: list[bytes] = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([read_fd], [], [], max(0.0, end - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(read_fd, 256)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    lines = b"".join(chunks).decode(errors="replace").split()
+    if len(lines) < 2 or not lines[0].isdigit() or lines[1] != "ready":
+        raise PlanError("the reverter process did not start; nothing was changed",
+                        hint=f"see {log_path}")
+    return int(lines[0])
 
 
 def arm(gen_id: int, deadline: float, seconds: float, *, state_dir: Path, netns: str | None,
