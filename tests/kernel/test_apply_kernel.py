@@ -271,11 +271,14 @@ def test_root_alone_writes_only_files(tmp_path: Path) -> None:
     config.write_text('[sysctl]\n"net.core.somaxconn" = { at_least = 8192 }\n'
                       '[conntrack]\nbuckets = 131072\n')
     root = tmp_path / "image"
-    root.mkdir()
+    (root / "etc/sysctl.d").mkdir(parents=True)
+    (root / "etc/sysctl.d/99-local.conf").write_text("net.core.somaxconn = 1024\n")
     before = Path("/proc/sys/net/core/somaxconn").read_text()
     args = ["--config", str(config), "--root", str(root), "--state-dir", str(tmp_path / "s")]
     plan = json.loads(hostnet("plan", *args, "--format", "json").stdout)
     assert {c["kind"] for c in plan["changes"]} == {"file"}
+    assert any("/etc/sysctl.d/99-local.conf:1 sets net.core.somaxconn = 1024" in w
+               for w in plan["warnings"])
     result = hostnet("apply", *args, "--yes")
     assert result.returncode == 0, result.stderr
     assert Path("/proc/sys/net/core/somaxconn").read_text() == before
@@ -301,3 +304,14 @@ def test_port_range_over_a_listening_port_is_refused(lab: Lab) -> None:
     lab.config.write_text('[sysctl]\n"net.ipv4.ip_local_port_range" = "20000 60999"\n'
                           '"net.ipv4.ip_local_reserved_ports" = "30001"\n')
     assert hostnet("plan", *lab.args()).returncode == 0
+
+
+def test_conntrack_size_in_a_namespace_waits_for_the_host(lab: Lab) -> None:
+    """nf_conntrack_max and _buckets are read-only copies in a child namespace: planned for
+    the files, warned about, never written live."""
+    lab.config.write_text('[conntrack]\nmax = "auto"\nbuckets = 131072\n')
+    plan = json.loads(hostnet("plan", *lab.args("--format", "json")).stdout)
+    assert [c["kind"] for c in plan["changes"]] == ["file", "file"]
+    assert sum("host-wide" in w for w in plan["warnings"]) == 2
+    assert lab.ns.run(["test", "-w", "/proc/sys/net/netfilter/nf_conntrack_buckets"],
+                      check=False).returncode != 0
