@@ -137,11 +137,13 @@ def library(ns: str, config: Path, state: Path, runs: int,
 
 def write(results: dict[str, list[float]], runs: int) -> None:
     med = {k: statistics.median(v) for k, v in results.items()}
+    mins = {k: min(v) for k, v in results.items()}
     p = med["sysctl -p FILE"]
     rows = "\n".join(
         f"| {name} | {med[name] * 1000:.1f} | {min(v) * 1000:.1f} | {max(v) * 1000:.1f} | "
         f"{med[name] / p:.1f}x |" for name, v in results.items())
     kernel = Path("/proc/sys/kernel/osrelease").read_text().strip()
+    load = Path("/proc/loadavg").read_text().split()[0]
     text = f"""# apply: 100 sysctl changes in a namespace
 
 Reproduce (root; creates and deletes namespace `hn-bench-apply-*`, nothing else changes):
@@ -149,9 +151,10 @@ Reproduce (root; creates and deletes namespace `hn-bench-apply-*`, nothing else 
     sudo .venv/bin/python bench/apply.py --runs {runs}
 
 100 per-namespace keys (5 per-interface leaves x 20 veth interfaces) change value. Kernel
-{kernel}, 2 vCPUs shared with other work. Median of {runs} runs after a warm-up, wall time
-including process start (modules byte-compiled first, as an installed hostnet has them);
-`sysctl` runs go through `ip netns exec`, hostnet uses `--netns`.
+{kernel}, 2 vCPUs shared with other work (load average {load} when it finished). Median
+of {runs} runs after a warm-up, wall time including process start (modules byte-compiled
+first, as an installed hostnet has them); `sysctl` runs go through `ip netns exec`, hostnet
+uses `--netns`.
 
 | command | median ms | min | max | / sysctl -p |
 | --- | ---: | ---: | ---: | ---: |
@@ -165,6 +168,11 @@ including process start (modules byte-compiled first, as an installed hostnet ha
   {med['library: transaction (apply)'] / p:.1f}x `sysctl -p`
   ({'met' if med['library: transaction (apply)'] <= 2 * p else 'not met'} for the
   transaction alone).
+- Fastest runs (less disturbed by other work on the machine): `hostnet apply`
+  {mins['hostnet apply'] * 1000:.0f} ms = {mins['hostnet apply'] / mins['sysctl -p FILE']:.1f}x
+  `sysctl -p` ({mins['sysctl -p FILE'] * 1000:.1f} ms); the library transaction
+  {mins['library: transaction (apply)'] * 1000:.0f} ms =
+  {mins['library: transaction (apply)'] / mins['sysctl -p FILE']:.1f}x.
 - `hostnet apply` / one `sysctl -w` per key: {med['hostnet apply'] /
   med['one sysctl -w per key']:.2f}x.
 - `hostnet rollback` / `sysctl -p`: {med['hostnet rollback'] / p:.1f}x; in-process
