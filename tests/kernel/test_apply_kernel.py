@@ -315,3 +315,16 @@ def test_conntrack_size_in_a_namespace_waits_for_the_host(lab: Lab) -> None:
     assert sum("host-wide" in w for w in plan["warnings"]) == 2
     assert lab.ns.run(["test", "-w", "/proc/sys/net/netfilter/nf_conntrack_buckets"],
                       check=False).returncode != 0
+
+
+def test_a_value_the_kernel_refuses_at_write_time_is_undone(lab: Lab) -> None:
+    """No check can know every value (a congestion control that is not built): the kernel's
+    refusal fails the step, and what ran before it is put back."""
+    lab.config.write_text('[sysctl]\n"net.core.somaxconn" = 8192\n'
+                          '"net.ipv4.tcp_congestion_control" = "hostnetnone"\n')
+    result = hostnet("apply", *lab.args("--yes"))
+    assert result.returncode == 1, result.stderr
+    assert "(net.ipv4.tcp_congestion_control: " in result.stderr
+    assert "the kernel knows no such value" in result.stderr
+    assert "nothing is left half-applied" in result.stderr
+    assert lab.values() == lab.before and lab.files() == []

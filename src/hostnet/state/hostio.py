@@ -62,7 +62,10 @@ class HostIO:
         try:
             os.write(fd, value.encode())
         except OSError as exc:
-            why = "the kernel refused the value" if exc.errno == errno.EINVAL else exc.strerror
+            why = {errno.EINVAL: "the kernel refused the value",
+                   errno.ENOENT: "the kernel knows no such value (a module not loaded?)",
+                   errno.EPERM: "not permitted here",
+                   errno.EACCES: "not permitted here"}.get(exc.errno or 0, exc.strerror)
             raise StepFailed(f"{key} = {value}: {why} ({errno.errorcode.get(exc.errno or 0)})") \
                 from None
         finally:
