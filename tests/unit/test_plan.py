@@ -189,6 +189,8 @@ def test_later_file_override_is_warned(tmp_path: Path) -> None:
      "hostnet.toml:2: sysctl.\"net.core.somaxconm\": net.core.somaxconm is not a sysctl key on "
      "this kernel (did you mean net.core.somaxconn?)"),
     ('[sysctl]\n"net.netfilter.nf_conntrack_count" = 5\n', facts(), "is read-only"),
+    ('[ipv6]\nenabled = ["eth7"]\n', facts(),
+     "hostnet.toml:2: ipv6.enabled: interface eth7 does not exist here (interfaces: eth0, lo)"),
     ('[sysctl]\n"net.core.rmem_max" = 5\n', facts(netns="ns1"),
      "is host-wide: only the initial namespace can set it, not --netns ns1"),
     ('[sysctl]\n"net.ipv4.tcp_syncookies" = 7\n', facts(), "7 is not one of"),

@@ -213,3 +213,20 @@ def test_reverter_runs_in_its_own_session_and_says_ready(tmp_path: Path) -> None
     sid, ignores_hup = out.read_text().split()
     assert int(sid) != os.getsid(0) and int(sid) != os.getpid()
     assert ignores_hup == "True" and pid > 0
+
+
+def test_a_hangup_during_apply_does_not_stop_it_half_way(tmp_path: Path) -> None:
+    import signal
+
+    class HangUp(SetSysctl):
+        def run(self, io: HostIO) -> None:
+            os.kill(os.getpid(), signal.SIGHUP)  # the SSH session went away
+            super().run(io)
+
+    io = fake_proc(tmp_path, {"a.one": "1", "a.two": "1"})
+    steps = (HangUp(None, "a.one", "1", "2", "r"), SetSysctl(None, "a.two", "1", "2", "r"))
+    before = signal.getsignal(signal.SIGHUP)
+    done = apply(lambda: Plan(steps), io, state_dir=tmp_path / "s", netns=None, config="c")
+    assert done.generation is not None and done.generation.status == "applied"
+    assert io.read_sysctl("a.two") == "2"
+    assert signal.getsignal(signal.SIGHUP) == before

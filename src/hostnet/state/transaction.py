@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hostnet.errors import ApplyFailed, HostnetError, PlanError, StepFailed
 from hostnet.host.root import Root
@@ -106,36 +106,53 @@ def apply(make: Callable[[], Plan], io: HostIO, *, state_dir: Path, netns: str |
                       root=root_arg, host=host or Root("/"))
             gen = gen.with_status("applying", f"revert armed: {how}", reverter=how)
             journal.write(gen)
-        _hook(0)
-        index = 0
-        current: Step | None = None
+        hup = _ignore_hangup()  # a dropped SSH session must not stop it half-way
         try:
-            for index, step in enumerate(steps, 1):
-                current = step
-                step.run(io)
-                _hook(index)
-            current = None
-            problems = [p for p in (s.verify(io) for s in steps) if p]
-            if problems:
-                raise StepFailed("read-back: " + "; ".join(problems))
-            final = (gen.with_status("pending", "applied; waiting for confirmation")
-                     if confirm_within else gen.with_status("applied", "applied"))
-            journal.write(final)  # a full disk here too undoes the changes
-        except BaseException as exc:
-            undone = undo_all(gen, io, force=True)
-            what = f"step {index} of {len(steps)} ({current.text()})" if current else (
-                "the read-back")
-            why = exc.message if isinstance(exc, HostnetError) else f"{type(exc).__name__}: {exc}"
-            status = "failed" if settle(gen, undone) == "rolled-back" else "partial"
-            with contextlib.suppress(HostnetError):  # on a full disk it stays "applying"
-                journal.write(gen.with_status(status, f"{what} failed: {why}; changes undone"))
-            if not isinstance(exc, Exception):
-                raise
-            restored = sum(1 for u in undone if u.outcome in (Outcome.RESTORED, Outcome.FORCED))
-            left = [f"{u.target}: {u.message}" for u in undone if u.outcome is Outcome.DRIFT]
-            raise ApplyFailed(
-                f"{what} failed: {why}. {restored} value(s)/file(s) already changed were put "
-                "back" + (f"; NOT restored: {'; '.join(left)}" if left else "; nothing is left "
-                          "half-applied"),
-                hint=f"journal: generation {gen.id} in {journal.dir}") from None
-        return Applied(final, tuple(recovered), plan)
+            return _run(journal, gen, steps, io, confirm_within, recovered, plan)
+        finally:
+            if hup is not None:
+                signal.signal(signal.SIGHUP, hup)
+
+
+def _ignore_hangup() -> Any:
+    try:
+        return signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _run(journal: Journal, gen: Generation, steps: list[Step], io: HostIO,
+         confirm_within: float | None, recovered: list[Generation], plan: Plan) -> Applied:
+    _hook(0)
+    index = 0
+    current: Step | None = None
+    try:
+        for index, step in enumerate(steps, 1):
+            current = step
+            step.run(io)
+            _hook(index)
+        current = None
+        problems = [p for p in (s.verify(io) for s in steps) if p]
+        if problems:
+            raise StepFailed("read-back: " + "; ".join(problems))
+        final = (gen.with_status("pending", "applied; waiting for confirmation")
+                 if confirm_within else gen.with_status("applied", "applied"))
+        journal.write(final)  # a full disk here too undoes the changes
+    except BaseException as exc:
+        undone = undo_all(gen, io, force=True)
+        what = f"step {index} of {len(steps)} ({current.text()})" if current else (
+            "the read-back")
+        why = exc.message if isinstance(exc, HostnetError) else f"{type(exc).__name__}: {exc}"
+        status = "failed" if settle(gen, undone) == "rolled-back" else "partial"
+        with contextlib.suppress(HostnetError):  # on a full disk it stays "applying"
+            journal.write(gen.with_status(status, f"{what} failed: {why}; changes undone"))
+        if not isinstance(exc, Exception):
+            raise
+        restored = sum(1 for u in undone if u.outcome in (Outcome.RESTORED, Outcome.FORCED))
+        left = [f"{u.target}: {u.message}" for u in undone if u.outcome is Outcome.DRIFT]
+        raise ApplyFailed(
+            f"{what} failed: {why}. {restored} value(s)/file(s) already changed were put "
+            "back" + (f"; NOT restored: {'; '.join(left)}" if left else "; nothing is left "
+                      "half-applied"),
+            hint=f"journal: generation {gen.id} in {journal.dir}") from None
+    return Applied(final, tuple(recovered), plan)

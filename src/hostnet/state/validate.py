@@ -51,6 +51,15 @@ def _module(key: str, spec: KeySpec | None) -> str | None:
     return next((m for prefix, m in MODULE_PREFIXES.items() if key.startswith(prefix)), None)
 
 
+def _interface(key: str) -> str | None:
+    """The interface of a per-interface key (net.ipv4.conf.eth0.rp_filter -> eth0)."""
+    parts = key.split(".")
+    if len(parts) == 5 and parts[0] == "net" and parts[2] in ("conf", "neigh") and parts[3] \
+            not in ("all", "default"):
+        return parts[3]
+    return None
+
+
 def _global(spec: KeySpec | None) -> bool:
     return spec is not None and (not spec.netns or spec.init_ns_writable_only)
 
@@ -87,6 +96,10 @@ def check(wants: list[Want], facts: Facts, cat: Catalogue) -> Check:
                     f"{at}: {want.key} exists only while the {module} module is loaded, and "
                     f"it is not: load it first (modprobe {module}, and list it in "
                     "/etc/modules-load.d/ so it is there at boot)")
+            elif (iface := _interface(want.key)) is not None and iface not in facts.interfaces:
+                have = ", ".join(facts.interfaces) or "none"
+                errors.append(f"{at}: interface {iface.replace('/', '.')} does not exist here "
+                              f"(interfaces: {have})")
             elif spec is None:
                 errors.append(f"{at}: {want.key} is not a sysctl key on this kernel"
                               + _suggest(want.key, known))
