@@ -237,7 +237,7 @@ def test_listening_sockets_from_proc_net() -> None:
     assert listening_sockets(udp, "udp") == [(53, "00000000")]
 
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "plan"  # not beside findings reports
 
 
 def test_plan_text_and_json_golden() -> None:
@@ -256,7 +256,7 @@ def test_plan_text_and_json_golden() -> None:
     got = {"plan.txt": render_text(p, "this host (live values and /etc files)"),
            "plan.json": json.dumps(p.to_json(), indent=2) + "\n"}
     for name, body in got.items():
-        path = GOLDEN / f"plan-server-router.{name.split('.')[1]}"
+        path = GOLDEN / f"server-router.{name.split('.')[1]}"
         if os.environ.get("HOSTNET_REGOLD"):
             path.write_text(body)
         assert body == path.read_text(), f"{path} differs (HOSTNET_REGOLD=1 rewrites it)"

@@ -38,10 +38,11 @@ def conntrack_module(kernel: Root | None) -> str:
 
 def later_settings(files_root: Root) -> tuple[LaterSetting, ...]:
     """sysctl.d lines read after 90-hostnet.conf at boot, in the order systemd-sysctl reads."""
-    from hostnet.host.sysctl_files import system_sources
+    from hostnet.host.sysctl_files import read_tree
+    from hostnet.sysctl.discovery import system_sources
     from hostnet.sysctl.parser import parse_text
 
-    sources, _notes = system_sources(files_root)
+    sources, _notes = system_sources(read_tree(files_root))
     out: list[LaterSetting] = []
     for src in sources:
         name = src.path.rsplit("/", 1)[1]

@@ -46,9 +46,10 @@ def _suggest(key: str, known: Iterable[str]) -> str:
 def _module(key: str, spec: KeySpec | None) -> str | None:
     if spec is not None and spec.module:
         return spec.module
-    from hostnet.sysctl.lint import MODULE_PREFIXES
+    from hostnet.sysctl.linter import MODULE_PREFIXES
 
-    return next((m for prefix, m in MODULE_PREFIXES.items() if key.startswith(prefix)), None)
+    return next((m for prefix, (m, _option) in MODULE_PREFIXES.items()
+                 if key.startswith(prefix)), None)
 
 
 def _interface(key: str) -> str | None:
