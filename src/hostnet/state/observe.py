@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hostnet.host.root import Root
 from hostnet.model.sysctl import SysctlState
+from hostnet.observe.kernel import cpu_count, mem_total, parse_kernel_version
 from hostnet.state.facts import Facts, KeyFact, LaterSetting
 from hostnet.state.files import MODPROBE_FILE, SYSCTL_FILE
 
@@ -126,9 +127,9 @@ def observe(kernel: Root | None, files_root: Root, keys: Iterable[str], *, netns
     return Facts(
         netns=netns, live=live, files=files, kernel_known=kernel is not None, values=values,
         interfaces=interfaces(kernel),
-        mem_bytes=(kernel.mem_total or 0) if kernel is not None else 0,
-        cpus=kernel.cpu_count if kernel is not None else 1,
-        kernel=kernel.kernel_version if kernel is not None else (6, 0, 0),
+        mem_bytes=(mem_total(kernel) or 0) if kernel is not None else 0,
+        cpus=cpu_count(kernel) if kernel is not None else 1,
+        kernel=parse_kernel_version(kernel.osrelease) if kernel is not None else (6, 0, 0),
         conntrack_module=conntrack_module(kernel), owned_files=owned,
         later=later_settings(files_root) if files else (), listening=listening, v6_any=v6_any,
         hosts_v6_loopback=any(line.split()[:1] == ["::1"] for line in hosts.splitlines()),
