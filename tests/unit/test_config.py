@@ -207,3 +207,17 @@ def test_doctor_fix_config_prints_a_valid_snippet() -> None:
     data = tomllib.loads(result.output)
     assert data.get("sysctl"), result.output
     parse(result.output)  # the snippet is itself a valid hostnet.toml
+
+
+def test_vm_entries_join_the_same_file() -> None:
+    """[[vm]] (hostnet.config.vm) is one field of the top-level model: a file holding both is
+    accepted by plan/apply, and a bad entry is reported at its line with vm[N]."""
+    text = ('[sysctl]\n"net.core.somaxconn" = 8192\n\n[[vm]]\nname = "web1"\ntap = "tap-web1"\n'
+            'owner = "root"\nuplink = "eth0"\naddresses = ["203.0.113.10"]\n\n'
+            '[[vm]]\nname = "bad"\ntap = "tap-x"\nowner = "root"\n')
+    with pytest.raises(ConfigInvalid) as info:
+        parse(text)
+    [problem] = [str(p) for p in info.value.problems]
+    assert problem.startswith("hostnet.toml:11: vm[1]: routed mode needs uplink")
+    ok = parse(text.split("\n\n[[vm]]\nname = \"bad\"")[0])
+    assert [v.name for v in ok.config.vm] == ["web1"]

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
+from hostnet.config.vm import VmEntry
+
 ROLES = ("server", "nat-router", "vm-host", "desktop")
 INT_MAX = 2**31 - 1
 #: The kernel refuses more buckets than this (nf_conntrack_hash_resize: INT_MAX / 8 heads).
@@ -221,6 +223,7 @@ class HostnetConfig(Strict):
         description="key = value, or { at_least = N } / { at_most = N }")
     conntrack: ConntrackConfig | None = None
     ipv6: Ipv6Config | None = None
+    vm: list[VmEntry] = Field(default_factory=list, description="[[vm]]: see hostnet vm")
 
 
 def json_schema() -> dict[str, Any]:
