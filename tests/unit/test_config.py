@@ -87,7 +87,8 @@ def test_issue_example_is_accepted_as_written() -> None:
     ('[ipv6]\nenabled = "no"\n', 'ipv6.enabled: expected true, false or a list of interfaces'),
     ('[ipv6]\nenabled = ["eth0", "bad name"]\n', '"bad name" is not an interface name'),
     ('[ipv6]\nenable = false\n', "ipv6.enable: unknown key (did you mean enabled?)"),
-    ('[nat]\nx = 1\n', "nat: unknown key"),
+    ('[nat]\nx = 1\n', "hostnet.toml:2: nat.x: unknown key; known here: backend, masquerade"),
+    ('[natt]\nx = 1\n', "natt: unknown key (did you mean nat?)"),
 ])
 def test_mistakes_name_line_path_and_expectation(text: str, expected: str) -> None:
     found = problems(text)
@@ -221,3 +222,17 @@ def test_vm_entries_join_the_same_file() -> None:
     assert problem.startswith("hostnet.toml:11: vm[1]: routed mode needs uplink")
     ok = parse(text.split("\n\n[[vm]]\nname = \"bad\"")[0])
     assert [v.name for v in ok.config.vm] == ["web1"]
+
+
+def test_nat_section_joins_the_same_file() -> None:
+    """[nat] (hostnet.config.nat) is one field of the top-level model: errors come back with
+    the line and nat.forward[N] paths."""
+    text = ('[nat]\n[[nat.forward]]\nin = "eth0"\nproto = "tcp"\nport = 80\n'
+            'to = "192.0.2.10"\n[[nat.forward]]\nin = "eth0"\nproto = "tcpx"\nport = 443\n'
+            'to = "192.0.2.10"\n')
+    with pytest.raises(ConfigInvalid) as info:
+        parse(text)
+    assert [str(p) for p in info.value.problems] == [
+        "hostnet.toml:9: nat.forward[1].proto: expected 'tcp' or 'udp', got \"tcpx\""]
+    ok = parse(text.replace('"tcpx"', '"udp"'))
+    assert ok.config.nat is not None and len(ok.config.nat.forward) == 2

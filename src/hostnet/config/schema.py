@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
+from hostnet.config.nat import NatSchema
 from hostnet.config.vm import VmEntry
 
 ROLES = ("server", "nat-router", "vm-host", "desktop")
@@ -223,6 +224,7 @@ class HostnetConfig(Strict):
         description="key = value, or { at_least = N } / { at_most = N }")
     conntrack: ConntrackConfig | None = None
     ipv6: Ipv6Config | None = None
+    nat: NatSchema | None = Field(default=None, description="[nat]: see hostnet nat")
     vm: list[VmEntry] = Field(default_factory=list, description="[[vm]]: see hostnet vm")
 
 
