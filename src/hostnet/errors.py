@@ -36,3 +36,38 @@ class CommandError(HostnetError):
 
 class SizingError(HostnetError):
     """Sizing inputs that are impossible or whose table cannot fit in memory."""
+
+
+class ConfigError(HostnetError):
+    """hostnet.toml is malformed, or asks for what this kernel cannot do. Nothing was changed.
+
+    ``problems`` holds one line per mistake (``file:line: path: what was expected``)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None, *,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = list(problems or [])
+
+
+class PlanError(HostnetError):
+    """The plan cannot be carried out safely (e.g. a file hostnet does not own)."""
+
+
+class LockBusy(HostnetError):
+    """Another hostnet apply, rollback or confirm holds the state directory's lock."""
+
+
+class JournalError(HostnetError):
+    """The journal under the state directory is missing, unreadable or not what was asked."""
+
+
+class StepFailed(HostnetError):
+    """One step of a transaction could not be carried out (the message names it)."""
+
+    exit_code = 1
+
+
+class ApplyFailed(HostnetError):
+    """A step failed; everything already changed was put back (``undone`` says what)."""
+
+    exit_code = 1

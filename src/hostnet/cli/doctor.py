@@ -104,6 +104,8 @@ class DoctorCommand(click.Command):
 @click.option("--state-dir", metavar="DIR", default=None,
               help="Keep counter readings here for rates between runs "
                    "(default as root: /var/lib/hostnet; otherwise none).")
+@click.option("--fix-config", "fix_config", is_flag=True,
+              help="Print the findings' fixes as a hostnet.toml snippet instead of the report.")
 def doctor(
     role: str | None,
     netns: tuple[str, ...],
@@ -115,6 +117,7 @@ def doctor(
     no_composition: bool,
     fail_on: str,
     state_dir: str | None,
+    fix_config: bool = False,
 ) -> int:
     """Diagnose the network side of the kernel: conntrack, hardening, tuning, NAT/forwarding
     and IPv6, judged against a role (server, nat-router, vm-host, desktop).
@@ -157,6 +160,11 @@ def doctor(
         report = run(None, role=role, netns=targets, composition=not no_composition,
                      interval=seconds, state_dir=_state_dir(state_dir, True),
                      skip_denied=all_netns)
+    if fix_config:
+        from hostnet.config.starter import fix_config as snippet
+
+        click.echo(snippet((f.code, f.message, f.suggestion) for f in report.findings), nl=False)
+        return 0
     if nagios:
         from hostnet.render.doctor import nagios as nagios_line
 

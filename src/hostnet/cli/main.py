@@ -27,6 +27,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rules": ("hostnet.cli.rules", "rules", "List every finding code."),
     "explain": ("hostnet.cli.rules", "explain", "Print the documentation page of a code."),
     "vm": ("hostnet.cli.vm", "vm", "VM links: taps, routes, proxy ARP/NDP, repaired on events."),
+    "init": ("hostnet.cli.config", "init", "Write a commented hostnet.toml for this host's role."),
+    "config": ("hostnet.cli.config", "config", "hostnet.toml tools: print its JSON Schema."),
+    "plan": ("hostnet.cli.plan", "plan", "Show what apply would change to match hostnet.toml."),
+    "apply": ("hostnet.cli.plan", "apply", "Make the host match hostnet.toml (one transaction)."),
+    "confirm": ("hostnet.cli.rollback", "confirm", "Keep a --confirm-within apply."),
+    "rollback": ("hostnet.cli.rollback", "rollback", "Undo an apply (three-way, reports drift)."),
+    "history": ("hostnet.cli.rollback", "history", "List the applies in the journal."),
 }
 
 
