@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hostnet.errors import UsageError
+from hostnet.state.hostio import norm
 
 if TYPE_CHECKING:
     from hostnet.state.hostio import HostIO
@@ -153,7 +154,7 @@ def history(netns: str | None, state_dir: str | None, fmt: str) -> int:
         click.echo(f"{e['id']:>4}  {stamp}  {e['status']:<11}  {len(e['changes'])} change(s)"
                    f"  {e['config']}")
         for c in e["changes"]:
-            what = (f"{c['key']}: {c['old']} -> {c['new']}" if c["kind"] == "sysctl"
+            what = (f"{c['key']}: {norm(c['old'])} -> {norm(c['new'])}" if c["kind"] == "sysctl"
                     else f"{c.get('path', c['kind'])}")
             click.echo(f"        {what}")
     return 0

@@ -165,7 +165,7 @@ class SetSysctl(Step):
         before = {k: io.read_sysctl(k) for k in side}
         io.write_sysctl(key, str(old))
         out = [Undone(Outcome.RESTORED if norm(now) == norm(new) else Outcome.FORCED, key,
-                      f"{now} -> {old}")]
+                      f"{norm(now)} -> {norm(old)}")]
         for side_key, side_old in side.items():
             after = io.read_sysctl(side_key)
             # only what our write just changed, and only if that is not the old value
