@@ -92,3 +92,13 @@ def test_ra_not_judged_on_bridge_ports() -> None:
         "forwarding": 1, "accept_ra": 1, "autoconf": 1, "disable_ipv6": 0}})
     assert len(v6.evaluate_ra(t, [])) == 1
     assert v6.evaluate_ra(t, [], ports=["vnet0"]) == []
+
+
+def test_redirects6_leave_ports_and_ifbs_alone() -> None:
+    t = table_from_mapping("ipv6", {
+        "all": {"accept_redirects": 1}, "eth0": {"accept_redirects": 1},
+        "ifb0": {"accept_redirects": 1}, "veth1": {"accept_redirects": 1}})
+    found = v6.evaluate_redirects6(t, ports=["ifb0", "veth1"])
+    assert [f.code for f in found] == ["V6103"]
+    assert "ifb0" not in found[0].message and "veth1" not in found[0].message
+    assert "eth0" in found[0].message

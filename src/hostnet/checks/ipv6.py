@@ -89,8 +89,10 @@ def evaluate_disable(table: ConfTable) -> list[Finding]:
         suggestion="\n".join(lines))]
 
 
-def evaluate_redirects6(table: ConfTable) -> list[Finding]:
-    on = [i for i in table.interfaces if i != "lo" and table.get(i, "accept_redirects")
+def evaluate_redirects6(table: ConfTable, ports: Sequence[str] = ()) -> list[Finding]:
+    """``ports``: interfaces that never take part in IP (bridge/bond ports, IFBs)."""
+    on = [i for i in table.interfaces if i != "lo" and i not in ports
+          and table.get(i, "accept_redirects")
           and not table.get(i, "forwarding") and not table.get(i, "disable_ipv6")]
     if not on:
         return []
@@ -129,7 +131,10 @@ def check_disable(s: Subject) -> list[Finding]:
 
 def check_redirects(s: Subject) -> list[Finding]:
     table = _table(s)
-    return [] if table is None else evaluate_redirects6(table)
+    if table is None:
+        return []
+    net = s.ns.network
+    return evaluate_redirects6(table, [n for n in table.interfaces if not net.handles_ip(n)])
 
 
 CHECKS = (check_ra, check_disable, check_redirects)
