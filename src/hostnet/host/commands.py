@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+from collections.abc import Sequence
 
 from hostnet.errors import CommandError
 
@@ -59,3 +61,34 @@ def run_optional(argv: list[str], *, timeout: float = 10.0) -> str | None:
     except CommandError:
         return None
     return proc.stdout
+
+
+def run_many_optional(argvs: Sequence[Sequence[str]], *,
+                      timeout: float = 10.0) -> list[str | None]:
+    """Outputs of read-only commands started side by side (each None when it is missing,
+    fails or does not answer within ``timeout``). Children inherit the calling thread's
+    network namespace, like :func:`run`."""
+    procs: list[subprocess.Popen[str] | None] = []
+    for argv in argvs:
+        exe = which(argv[0])
+        try:
+            procs.append(None if exe is None else subprocess.Popen(
+                [exe, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, text=True))
+        except OSError:
+            procs.append(None)
+    deadline = time.monotonic() + timeout
+    out: list[str | None] = []
+    for proc in procs:
+        if proc is None:
+            out.append(None)
+            continue
+        try:
+            stdout, _ = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            out.append(None)
+            continue
+        out.append(stdout if proc.returncode == 0 else None)
+    return out

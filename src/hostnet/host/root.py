@@ -29,6 +29,7 @@ class Root:
         self.path = Path(path)
         self._proc_sys = str(self.path / "proc/sys") + "/"
         self._live = self.path == Path("/")
+        self._prefetched: dict[str, str | None] = {}
         if not self.path.is_dir():
             raise InputError(
                 f"{self.path}: not a directory",
@@ -169,6 +170,18 @@ class Root:
         """Output of a read-only command. None when unavailable (missing binary, no data)."""
         if not self.is_live:
             return self.read_text(f"{COMMANDS_DIR}/{name}")
+        if name in self._prefetched:
+            return self._prefetched.pop(name)
         from hostnet.host.commands import run_optional
 
         return run_optional(argv, timeout=timeout)
+
+    def prefetch(self, commands: list[tuple[str, list[str]]], timeout: float = 10.0) -> None:
+        """Run these commands side by side now; command_output(name) then answers from the
+        result once (live host only; a snapshot already holds the outputs)."""
+        if not self.is_live:
+            return
+        from hostnet.host.commands import run_many_optional
+
+        outputs = run_many_optional([argv for _, argv in commands], timeout=timeout)
+        self._prefetched.update(zip((n for n, _ in commands), outputs, strict=True))

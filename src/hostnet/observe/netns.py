@@ -285,6 +285,9 @@ def observe_namespace(root: Root, name: str | None, want: Want, *,
                       inode: int | None = None, created: float | None = None,
                       snapshot_of: str | None = None) -> NetnsState:
     notes = _Notes()
+    # the four commands every run needs, side by side (about 3 ms each when run in turn)
+    root.prefetch([(c.name, list(c.argv)) for c in (reg.NFT_RULESET, reg.IPTABLES, reg.IP_ADDR,
+                                                   reg.IP_ROUTE)])
     sysctl, conf = _sysctls(root, notes)
     ruleset = _ruleset(root, notes)
     ct = _conntrack(root, sysctl, name, want, notes, inode)
