@@ -60,6 +60,8 @@ def render_text(plan: Any, where: str) -> str:
             lines.append(f"  {c['path']}: {verb}  [{effect}]")
             for e in c["entries"]:
                 lines.append(f"      {e['key']}: {_short(e['old'])} -> {e['new']}  {e['reason']}")
+        elif c["kind"] == "vm-link":
+            lines.append(f"  vm {c['vm'] or 'host'}: {c['text']}  [{effect}]  {c['reason']}")
         else:
             lines.append(f"  {c['kind']}: {c.get('reason', '')}  [{effect}]")
     lines += [f"warning: {w}" for w in plan.warnings]
