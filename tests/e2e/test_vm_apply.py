@@ -7,8 +7,10 @@ forwarding back; drift (a route someone re-pointed) is left alone unless --force
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,3 +104,49 @@ def test_rollback_leaves_a_repointed_route_alone_unless_forced(
     forced = hostnet("rollback", "1", *common[2:], "--yes", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "203.0.113.11" not in ns.run(["ip", "route"]).stdout
+
+
+def test_a_failed_step_undoes_the_vm_links_already_made(
+        netns: Callable[..., Netns], tmp_path: Path) -> None:
+    ns, common = _setup(netns, tmp_path)
+    before = _state(ns)
+    env = {**os.environ, "HOSTNET_TEST_FAIL_AT_STEP": "4"}  # after the gateway address
+    failed = subprocess.run([sys.executable, "-m", "hostnet", "apply", *common, "--yes"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "step 4 of 6" in failed.stderr and "nothing is left half-applied" in failed.stderr
+    assert _state(ns) == before
+
+
+def test_confirm_within_reverts_the_vm_links(netns: Callable[..., Netns],
+                                             tmp_path: Path) -> None:
+    ns, common = _setup(netns, tmp_path)
+    before = _state(ns)
+    applied = hostnet("apply", *common, "--yes", "--confirm-within", "2s")
+    assert applied.returncode == 0, applied.stderr
+    assert "tapweb1" in _state(ns)["links"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _state(ns) != before:
+        time.sleep(0.5)
+    assert _state(ns) == before  # not confirmed: the armed revert removed the VM's links
+
+
+def test_doctor_judges_the_applied_vm(netns: Callable[..., Netns], tmp_path: Path) -> None:
+    ns, common = _setup(netns, tmp_path)
+    cfg = ["--config", common[1], "--netns", ns.name]
+
+    def codes() -> set[str]:
+        proc = hostnet("doctor", *cfg, "--role", "vm-host", "--format", "json",
+                       "--no-composition")
+        assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+        return {f["code"] for f in json.loads(proc.stdout)["findings"]
+                if f["code"].startswith("VM")} - {"VM101"}  # /dev/net/tun is 0600 here
+
+    assert codes() == {"VM104", "VM105"}  # before apply: no tap, no route, forwarding off
+    assert hostnet("apply", *common, "--yes").returncode == 0
+    assert codes() == set()
+    ns.sysctl("net.ipv4.conf.up0.proxy_arp", "1")
+    ns.sysctl("net.ipv4.ip_forward", "0")
+    assert codes() == {"VM103", "VM105"}
+    missing = hostnet("doctor", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
