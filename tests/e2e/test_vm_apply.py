@@ -150,3 +150,35 @@ def test_doctor_judges_the_applied_vm(netns: Callable[..., Netns], tmp_path: Pat
     assert codes() == {"VM103", "VM105"}
     missing = hostnet("doctor", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_dual_stack_vm_and_a_killed_apply(netns: Callable[..., Netns], tmp_path: Path) -> None:
+    ns, common = _setup(netns, tmp_path)
+    cfg = Path(common[1])
+    cfg.write_text(CONFIG.replace('["203.0.113.11"]', '["203.0.113.11", "2001:db8::11"]'))
+    keys = ("net.ipv6.conf.all.forwarding", "net.ipv6.conf.up0.proxy_ndp",
+            "net.ipv6.conf.up0.accept_ra", "net.ipv4.conf.up0.forwarding")
+
+    def full() -> dict[str, str]:
+        return {**_state(ns), **{k: ns.sysctl(k) for k in keys},
+                "routes6": ns.run(["ip", "-6", "route"]).stdout.strip()}
+
+    before = full()
+    # killed right after the tap was made: the next run rolls the generation back first
+    env = {**os.environ, "HOSTNET_TEST_KILL_AT_STEP": "5"}
+    killed = subprocess.run([sys.executable, "-m", "hostnet", "apply", *common, "--yes"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert killed.returncode == -9
+    assert "tapweb1" in _state(ns)["links"]
+    back = hostnet("rollback", *common[2:], "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert full() == before
+
+    applied = hostnet("apply", *common, "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert "2001:db8::11 dev tapweb1" in ns.run(["ip", "-6", "route"]).stdout
+    assert "2001:db8::11 dev up0 proxy" in ns.run(["ip", "-6", "neigh", "show", "proxy"]).stdout
+    assert (ns.sysctl(keys[0]), ns.sysctl(keys[1])) == ("1", "1")
+    assert "Nothing to do" in hostnet("apply", *common, "--yes").stdout
+    assert hostnet("rollback", *common[2:], "--yes").returncode == 0
+    assert full() == before

@@ -85,6 +85,11 @@ TAP = vs.CreateTap("web1", "t", "tapweb1", 107, None, False, True)
     (TAP, {"exists": False}, {"exists": True, "tap": True, "owner": 0, "group": None},
      False, False),  # recreated by someone else with another owner: drift
     (TAP, {"exists": False}, {"exists": False}, False, True),
+    # set up on a tap the apply created, killed before it ran: nothing to undo
+    (vs.SetUp("web1", "u", "tapweb1"), {"exists": False},
+     {"exists": True, "mtu": 1500, "master": None, "up": False}, False, True),
+    (vs.SetMtu("web1", "m", "eth0", 9000, 1500), {"exists": True, "mtu": 1500},
+     {"exists": True, "mtu": 1400, "master": None, "up": True}, False, False),
 ])
 def test_three_way(step: vs.Step, before: dict[str, object], now: dict[str, object],
                    left: bool, as_before: bool) -> None:
@@ -127,3 +132,13 @@ def test_a_broken_config_is_a_note_not_a_crash(tmp_path: Path) -> None:
     notes: list[str] = []
     assert observe_vm(Root("/"), cfg, notes) is None
     assert notes and notes[0].startswith("VM checks not run:")
+
+
+def test_a_vm_belongs_where_its_tap_uplink_or_bridge_is() -> None:
+    from dataclasses import replace
+
+    from hostnet.observe.vm import belongs
+
+    assert belongs(VM, snap())  # the uplink eth0 is here
+    assert not belongs(replace(VM, uplink="wan9"), snap())  # another namespace's VM
+    assert belongs(replace(VM, uplink="wan9", tap="eth0"), snap())

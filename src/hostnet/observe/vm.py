@@ -8,7 +8,8 @@ there is no VM part and the VM checks stay silent; the config is read once for a
 namespaces' observations by each of them (it is small).
 
 Links, routes and proxy entries come from netlink (the same reader the VM planner uses), so
-the VM part is observed on the live host only; for a snapshot or host tree with ``[[vm]]``
+the VM part is observed on the live host only, and only in a namespace that holds a VM's
+tap, uplink or bridge (:func:`belongs`); for a snapshot or host tree with ``[[vm]]``
 entries the report says the VM checks were not run.
 """
 
@@ -22,7 +23,7 @@ from hostnet.errors import HostnetError
 from hostnet.host.root import Root
 
 if TYPE_CHECKING:
-    from hostnet.model.vm import VmCheckInput
+    from hostnet.model.vm import LinkSnapshot, VmCheckInput, VmLink
 
 DEFAULT_CONFIG = "etc/hostnet/hostnet.toml"
 _VM_TABLE = re.compile(r"^\s*\[\[\s*vm\s*\]\]", re.MULTILINE)
@@ -65,4 +66,15 @@ def observe_vm(root: Root, config: Path | None, notes: list[str]) -> VmCheckInpu
     except HostnetError as exc:
         notes.append(f"VM checks not run: {exc.message.splitlines()[0]}")
         return None
-    return VmCheckInput(tuple(vms), read_tun_node(str(root.path)), snap)
+    here = tuple(vm for vm in vms if belongs(vm, snap))
+    if not here:
+        return None
+    return VmCheckInput(here, read_tun_node(str(root.path)), snap)
+
+
+def belongs(vm: VmLink, snap: LinkSnapshot) -> bool:
+    """Is this namespace the VM's host side? The config does not name a namespace, so a VM
+    is judged where its tap, its uplink (routed) or its bridge (bridge mode) is: with
+    ``--all-netns`` each VM is judged in its own namespace, not reported missing in all the
+    others."""
+    return any(name is not None and name in snap.links for name in (vm.tap, vm.uplink, vm.bridge))

@@ -100,6 +100,8 @@ def _as_before(step: vs.Step, before: dict[str, Any], now: dict[str, Any]) -> bo
     if isinstance(step, vs.SetMtu | vs.SetMaster | vs.SetUp):
         if not now.get("exists"):
             return True  # the link is gone: nothing of this step is left to undo
+        if not before.get("exists", True):  # on a tap this apply creates: never ran
+            return not _left(step, now)
         field = {vs.SetMtu: "mtu", vs.SetMaster: "master", vs.SetUp: "up"}[type(step)]
         return bool(now.get(field) == before.get(field))
     if isinstance(step, vs.AddAddress | vs.AddProxy):
