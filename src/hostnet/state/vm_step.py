@@ -23,6 +23,7 @@ the tap with another owner), drift, reported and left alone unless ``force``.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,10 +44,59 @@ _REWRITES = {"net.ipv4.ip_forward": "net.ipv4.conf",
              "net.ipv6.conf.all.forwarding": "net.ipv6.conf"}
 
 
-def _snapshot() -> LinkSnapshot:
+#: The last snapshot read, per namespace (inode), until this process changes a link: the
+#: journal records every step before the first change and the read-back follows the last, so
+#: each phase reads the namespace once instead of once per step.
+_CACHE: dict[int, LinkSnapshot] = {}
+
+
+def _netns_inode() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+#: What rollback changed since the cached snapshot was read: the targets it wrote (a
+#: route, a proxy entry, an address, a link's mtu...) and the links it deleted.
+_DIRTY: set[tuple[str, ...]] = set()
+_GONE: set[str] = set()
+
+
+def _links_of(step: vs.Step) -> set[str]:
+    fields = ("tap", "link", "master", "old", "old_link")
+    return {str(v) for f in fields if isinstance(v := getattr(step, f, None), str)}
+
+
+def _snapshot(step: vs.Step | None = None) -> LinkSnapshot:
+    """The namespace's links: cached, unless rollback changed ``step``'s target since."""
     from hostnet.observe.links import read_snapshot
 
-    return read_snapshot(None)
+    inode = _netns_inode()
+    snap = _CACHE.get(inode)
+    if snap is None or (step is not None and (
+            step.target in _DIRTY or _links_of(step) & _GONE)):
+        _DIRTY.clear()
+        _GONE.clear()
+        snap = _CACHE[inode] = read_snapshot(None)
+    return snap
+
+
+def _write(step: vs.Step, *, undoing: bool = False) -> None:
+    """Run one planner step in the namespace we are in. Apply forgets the cached snapshot
+    (the read-back must see the kernel); rollback, which judges each record on its own
+    target, only marks what it touched (a record is judged on a fresh read when that is
+    its target or a link it names was deleted)."""
+    from hostnet.observe.links import route_socket
+    from hostnet.state.links import LinkWriter
+
+    try:
+        with route_socket(None) as ipr:
+            LinkWriter(ipr, None).run(step)
+    finally:
+        if undoing and _CACHE:
+            _DIRTY.add(step.target)
+            if isinstance(step, vs.DeleteLink):
+                _GONE.add(step.link)
+        else:
+            _CACHE.clear()
 
 
 def _state(step: vs.Step, snap: LinkSnapshot) -> dict[str, Any]:
@@ -147,13 +197,9 @@ class VmLinkStep(Step):
                 "text": self.text(), "before": _state(self.step, _snapshot())}
 
     def run(self, io: HostIO) -> None:
-        from hostnet.observe.links import route_socket
-        from hostnet.state.links import LinkWriter
-
         if not io.live:
             raise PlanError(f"{self.text()}: links are live state; --root alone writes files")
-        with route_socket(None) as ipr:
-            LinkWriter(ipr, None).run(self.step)
+        _write(self.step)
 
     def verify(self, io: HostIO) -> str | None:
         now = _state(self.step, _snapshot())
@@ -163,9 +209,6 @@ class VmLinkStep(Step):
 
     @classmethod
     def undo(cls, record: dict[str, Any], io: HostIO, force: bool) -> list[Undone]:
-        from hostnet.observe.links import route_socket
-        from hostnet.state.links import LinkWriter
-
         try:
             step = vs.step_from_dict(dict(record["step"]))
         except (KeyError, TypeError, ValueError) as exc:
@@ -173,7 +216,7 @@ class VmLinkStep(Step):
                            f"unreadable journal record ({exc}): left alone")]
         text = f"vm {step.vm or 'host'}: {step.describe()}"
         before: dict[str, Any] = dict(record.get("before") or {})
-        now = _state(step, _snapshot())
+        now = _state(step, _snapshot(step))
         if _as_before(step, before, now):
             return [Undone(Outcome.UNCHANGED, text, "already as before")]
         left = _left(step, now)
@@ -183,8 +226,7 @@ class VmLinkStep(Step):
         undo = _undo_step(step, now)
         if undo is None:
             return [Undone(Outcome.UNCHANGED, text, "nothing to undo")]
-        with route_socket(None) as ipr:
-            LinkWriter(ipr, None).run(undo)
+        _write(undo, undoing=True)
         return [Undone(Outcome.RESTORED if left else Outcome.FORCED, text, undo.describe())]
 
 
