@@ -142,3 +142,18 @@ def test_a_vm_belongs_where_its_tap_uplink_or_bridge_is() -> None:
     assert belongs(VM, snap())  # the uplink eth0 is here
     assert not belongs(replace(VM, uplink="wan9"), snap())  # another namespace's VM
     assert belongs(replace(VM, uplink="wan9", tap="eth0"), snap())
+
+
+def test_files_only_apply_leaves_the_vms_out_with_a_warning(tmp_path: Path) -> None:
+    from hostnet.config.load import parse
+    from hostnet.state.plan import Plan
+    from hostnet.state.vm_step import add_vm_steps
+
+    text = ('[[vm]]\nname = "a"\ntap = "tapa"\nowner = 0\nuplink = "eth0"\n'
+            'addresses = ["203.0.113.5"]\n')
+    cfg = tmp_path / "hostnet.toml"
+    cfg.write_text(text)
+    plan = add_vm_steps(Plan(()), parse(text, str(cfg)), cfg, netns=None, live=False)
+    assert plan.steps == () and "1 VM(s) left out" in plan.warnings[0]
+    plain = parse('role = "server"\n', str(cfg))
+    assert add_vm_steps(Plan(()), plain, cfg, netns=None, live=True) == Plan(())
