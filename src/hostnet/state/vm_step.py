@@ -282,6 +282,7 @@ def add_vm_steps(plan: Plan, loaded: Loaded, config: Path, *, netns: str | None,
     vms = load_vms(config)
     planned = {s.key: s.new for s in plan.steps if isinstance(s, SetSysctl)}
     sysctls, links = vm_steps(vms, _snapshot(), netns, planned)
+    _CACHE.clear()  # the journal reads afresh (apply may wait for a yes in between)
     if not sysctls and not links:
         return plan
     return replace(plan, steps=(*sysctls, *plan.steps, *links))
