@@ -30,6 +30,7 @@ DEFAULT_MODULES: tuple[str, ...] = (
     "hostnet.checks.tuning",
     "hostnet.checks.nat",
     "hostnet.checks.ipv6",
+    "hostnet.checks.vm",
 )
 #: Area of each code family, in the order the text report lists them.
 AREAS: dict[str, str] = {

@@ -8,10 +8,16 @@ links):
 * VM104 a routed VM's address has no route via its tap (the tap is missing or the route
   points elsewhere);
 * VM105 forwarding off while routed or NAT VMs need it.
+
+The doctor runs them through :func:`check_vm` on the namespace's VM part
+(``NetnsState.vm``, observed by hostnet.observe.vm when a hostnet.toml with ``[[vm]]`` is
+given with ``--config`` or found at /etc/hostnet/hostnet.toml); ``hostnet vm list`` calls
+:func:`evaluate` directly.
 """
 
 from __future__ import annotations
 
+from hostnet.checks.base import Subject
 from hostnet.findings import Finding, Rule, Severity
 from hostnet.model.vm import Mode, VmCheckInput, VmLink
 
@@ -165,3 +171,12 @@ def evaluate(data: VmCheckInput) -> list[Finding]:
     """Every VM check on one namespace."""
     return (check_tun(data) + check_tap_owner(data) + check_uplink_proxy_arp(data)
             + check_routes(data) + check_forwarding(data))
+
+
+def check_vm(subject: Subject) -> list[Finding]:
+    """The doctor's entry: every VM check on the namespace's VM part (none without VMs)."""
+    data = subject.ns.vm
+    return [] if data is None else evaluate(data)
+
+
+CHECKS = (check_vm,)

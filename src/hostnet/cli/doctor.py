@@ -106,6 +106,9 @@ class DoctorCommand(click.Command):
                    "(default as root: /var/lib/hostnet; otherwise none).")
 @click.option("--fix-config", "fix_config", is_flag=True,
               help="Print the findings' fixes as a hostnet.toml snippet instead of the report.")
+@click.option("--config", "config", metavar="FILE", default=None,
+              help="hostnet.toml whose [[vm]] entries the VM checks (VM101-VM105) judge "
+                   "(default: /etc/hostnet/hostnet.toml when it exists).")
 def doctor(
     role: str | None,
     netns: tuple[str, ...],
@@ -118,6 +121,7 @@ def doctor(
     fail_on: str,
     state_dir: str | None,
     fix_config: bool = False,
+    config: str | None = None,
 ) -> int:
     """Diagnose the network side of the kernel: conntrack, hardening, tuning, NAT/forwarding
     and IPv6, judged against a role (server, nat-router, vm-host, desktop).
@@ -131,6 +135,10 @@ def doctor(
     .hostnet/meta.json) or a host tree with proc/sys (a fixture tree, a mounted disk);
     anything else, and a truncated or incomplete snapshot, is refused with exit 2. A
     snapshot of 'collect --netns NAME' is reported as namespace NAME.
+
+    VM networking (VM101-VM105) is judged when a hostnet.toml with [[vm]] entries is given
+    with --config or found at /etc/hostnet/hostnet.toml (under --root: VM links are read over
+    netlink, so a snapshot only says they were not checked).
     """
     from hostnet.findings import Severity
     from hostnet.service.doctor import run
@@ -141,6 +149,14 @@ def doctor(
         raise UsageError("--netns/--all-netns read the live host; a snapshot is one namespace",
                          hint="drop --root, or collect each namespace with 'hostnet collect'")
     seconds = parse_interval(interval)
+    vm_config = None
+    if config is not None:
+        from pathlib import Path
+
+        vm_config = Path(config)
+        if not vm_config.is_file():
+            raise UsageError(f"--config {config}: no such file",
+                             hint="give the hostnet.toml with the [[vm]] entries")
     targets: list[str | None]
     if all_netns:
         from hostnet.observe.roots import named_namespaces
@@ -155,11 +171,11 @@ def doctor(
 
         with open_root(root_path) as root:
             report = run(root, role=role, composition=not no_composition, interval=seconds,
-                         state_dir=_state_dir(state_dir, False))
+                         state_dir=_state_dir(state_dir, False), config=vm_config)
     else:
         report = run(None, role=role, netns=targets, composition=not no_composition,
                      interval=seconds, state_dir=_state_dir(state_dir, True),
-                     skip_denied=all_netns)
+                     skip_denied=all_netns, config=vm_config)
     if fix_config:
         from hostnet.config.starter import fix_config as snippet
 

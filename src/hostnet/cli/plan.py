@@ -60,6 +60,8 @@ def render_text(plan: Any, where: str) -> str:
             lines.append(f"  {c['path']}: {verb}  [{effect}]")
             for e in c["entries"]:
                 lines.append(f"      {e['key']}: {_short(e['old'])} -> {e['new']}  {e['reason']}")
+        elif c["kind"] == "vm-link":
+            lines.append(f"  vm {c['vm'] or 'host'}: {c['text']}  [{effect}]  {c['reason']}")
         else:
             lines.append(f"  {c['kind']}: {c.get('reason', '')}  [{effect}]")
     lines += [f"warning: {w}" for w in plan.warnings]
@@ -94,7 +96,8 @@ def plan(config: str | None, netns: str | None, root_dir: str | None, state_dir:
          fmt: str) -> int:
     """Show what 'hostnet apply' would change: one line per change with the old value, the
     new value, the reason (config line or role rule) and how it takes effect (live now, or
-    file only: on next boot / module load). Changes nothing.
+    file only: on next boot / module load), and the VM link changes of [[vm]] entries.
+    Changes nothing.
 
     Exit 0 with a plan (also an empty one), 2 when the config is invalid or asks for what
     this kernel cannot do.
@@ -151,6 +154,11 @@ def apply(config: str | None, netns: str | None, root_dir: str | None, state_dir
     live values, then /etc/sysctl.d/90-hostnet.conf and /etc/modprobe.d/hostnet.conf, then
     reads every value back. If a step fails, everything already changed is put back. A second
     apply changes nothing. 'hostnet rollback' undoes it; 'hostnet history' lists applies.
+
+    [[vm]] entries are applied too (after their sysctls, such as ip_forward): the tap, its
+    gateway address, a /32 or /128 route per VM address and a proxy entry per address on the
+    uplink, each journaled with what was there before and undone by rollback (only what
+    this apply created or changed).
 
     With --confirm-within the revert is armed before the first change (a systemd timer, or a
     detached process in its own session) and happens unless 'hostnet confirm' is run, from a

@@ -44,7 +44,7 @@ def _io(gen_root: str, gen_live: bool, root_dir: str | None) -> HostIO:
 def rollback(gen_id: int | None, netns: str | None, root_dir: str | None,
              state_dir: str | None, yes: bool, force: bool, unconfirmed: bool,
              at: float | None, ready_fd: int | None) -> int:
-    """Restore the live values and files of a journal entry (the latest without ID).
+    """Restore the live values, files and VM links of a journal entry (the latest without ID).
 
     Three-way: a value or file still as hostnet left it is restored; one already back is
     left; one changed by someone else since is drift: reported and left alone unless

@@ -12,6 +12,7 @@ from hostnet.model.sysctl import SysctlRead, first_int
 
 if TYPE_CHECKING:  # annotations only: the log types load with the log scan
     from hostnet.model.kernlog import LogSummary
+    from hostnet.model.vm import VmCheckInput
 
 INITIAL = "initial"
 
@@ -99,6 +100,9 @@ class NetnsState:
     #: Facts for the report that did not fit a field (kept small and typed by the reader).
     unreadable: tuple[str, ...] = ()
     readable: bool = True
+    #: The [[vm]] entries, /dev/net/tun and this namespace's links, when a hostnet.toml with
+    #: VMs was given or found (hostnet.observe.vm); None otherwise.
+    vm: VmCheckInput | None = None
 
     @property
     def label(self) -> str:

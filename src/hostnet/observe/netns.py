@@ -42,6 +42,7 @@ from hostnet.observe.parse_net import (
     parse_snmp_forwarded,
 )
 from hostnet.observe.parse_rules import merge, parse_iptables_save, parse_nft_json
+from hostnet.observe.vm import observe_vm
 
 NOT_DEVICES = frozenset({"all", "default"})
 
@@ -60,6 +61,9 @@ class Want:
     interval: float | None = None
     #: Where earlier counter readings are kept (read here; the caller writes them).
     history_dir: Path | None = None
+    #: hostnet.toml whose [[vm]] entries the VM checks judge (None: /etc/hostnet/hostnet.toml
+    #: under the root when it exists; see hostnet.observe.vm).
+    vm_config: Path | None = None
 
 
 @dataclass
@@ -299,10 +303,11 @@ def observe_namespace(root: Root, name: str | None, want: Want, *,
     if not sysctl["net.ipv4.conf.all.rp_filter"].ok:
         notes.add("net.ipv4.conf.*: per-interface IPv4 settings not readable")
     listeners = _listeners(root, notes)
+    vm = observe_vm(root, want.vm_config, notes.items)
     forward = sysctl["net.ipv4.ip_forward"]
     readable = bool(root.osrelease) or forward.ok
     return NetnsState(
         name=name, sysctl=sysctl, conf_interfaces=conf, network=network, listeners=listeners,
         ruleset=ruleset, conntrack=ct, composition=comp,
         ipv6=root.exists("proc/sys/net/ipv6"), inode=inode, created=created,
-        snapshot_of=snapshot_of, unreadable=tuple(notes.items), readable=readable)
+        snapshot_of=snapshot_of, unreadable=tuple(notes.items), readable=readable, vm=vm)

@@ -53,6 +53,7 @@ HOST_FILES: tuple[str, ...] = (
     "etc/modules",
     "etc/os-release",
     "proc/config.gz",
+    "etc/hostnet/hostnet.toml",  # its [[vm]] entries (hostnet.observe.vm)
 )
 #: Files about the running kernel's build, read by lint (built-in or loadable modules).
 RELEASE_FILES: tuple[str, ...] = (

@@ -41,15 +41,18 @@ def run(
     interval: float | None = None,
     state_dir: Path | None = None,
     skip_denied: bool = False,
+    config: Path | None = None,
 ) -> DoctorReport:
     """Observe the namespaces in ``netns`` and judge them.
 
     ``root`` is a fixture tree or unpacked snapshot (None: the live host); ``composition``
     False skips the expensive parts (table walk, kernel log scan); ``interval`` samples the
-    counters for rates; ``state_dir`` keeps readings between runs.
+    counters for rates; ``state_dir`` keeps readings between runs; ``config``: the
+    hostnet.toml whose [[vm]] entries the VM checks judge (default: /etc/hostnet/hostnet.toml
+    under the root when it exists).
     """
     want = Want(composition=composition, log=composition, interval=interval,
-                history_dir=state_dir)
+                history_dir=state_dir, vm_config=config)
     host = observe(root, netns=netns, want=want, skip_denied=skip_denied)
     report = evaluate(host, role=role, modules=modules)
     if state_dir is not None:

@@ -17,6 +17,7 @@ from hostnet.state.facts import Facts
 from hostnet.state.observe import interfaces, kernel_root, observe
 from hostnet.state.plan import Plan, keys_needed, make_plan
 from hostnet.state.validate import PORT_RANGE, check
+from hostnet.state.vm_step import add_vm_steps
 
 DEFAULT_CONFIG = Path("/etc/hostnet/hostnet.toml")
 
@@ -70,4 +71,5 @@ def prepare(config: Path, *, netns: str | None, root_dir: Path | None) -> Prepar
         raise config_error(config, list(checked.errors))
     plan = make_plan([w for w in wanted if w.key not in checked.skipped], facts)
     plan = replace(plan, warnings=checked.warnings + plan.warnings)
+    plan = add_vm_steps(plan, loaded, config, netns=netns, live=live)
     return Prepared(loaded, facts, plan, text, live, files_root.path)

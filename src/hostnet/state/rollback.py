@@ -12,6 +12,7 @@ from hostnet.state.hostio import HostIO, norm
 from hostnet.state.journal import OPEN, Generation, Journal, locked
 from hostnet.state.steps import Undone
 from hostnet.state.transaction import recover, settle, undo_all
+from hostnet.state.vm_step import VmLinkStep  # noqa: F401  (registers the vm-link kind)
 
 DONE = ("rolled-back", "reverted", "failed")
 
@@ -50,7 +51,7 @@ def preview(gen: Generation, io: HostIO) -> list[str]:
             out.append(f"{rec['path']}: restore the old file" if rec.get("old_b64") is not None
                        else f"{rec['path']}: remove (hostnet created it)")
         else:
-            out.append(f"{rec.get('kind')}: undo")
+            out.append(f"{rec.get('text') or rec.get('kind')}: undo")
     return out
 
 
