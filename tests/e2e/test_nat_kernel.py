@@ -8,12 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from hostnet.config.nat import parse_nat
+from hostnet.nat import live
 from hostnet.nat.compile import compile_table
 from hostnet.nat.iptables import render as render_iptables
 from hostnet.nat.iptables import split_documents
 from hostnet.nat.nftables import render
 from hostnet.state import nat_table
 from tests.e2e.test_nat_topology import CONFIG, Topology, conntrack_entries, topology
+from tests.helpers.nat_traffic import assert_nat_traffic, p
 
 
 @pytest.fixture(scope="module")
@@ -26,60 +28,9 @@ def _load(t: Topology, text: str = CONFIG) -> nat_table.LoadResult:
     return nat_table.replace(render(compile_table(parse_nat(text).config)), t.router.name)
 
 
-def p(pid: str, proto: str, src: str, dst: str, dport: int) -> dict[str, object]:
-    return {"id": pid, "proto": proto, "src": src, "dst": dst, "dport": dport}
-
-
 def test_traffic_through_the_compiled_table(topo: Topology) -> None:
     _load(topo)
-    topo.clear_logs()
-    topo.router.run(["conntrack", "-F"], check=False)
-    res = topo.probe_all({
-        "inet": [p("fwd-ok-tcp", "tcp", "203.0.113.50", "203.0.113.1", 3389),
-                 p("fwd-ok-udp", "udp", "192.0.2.5", "203.0.113.1", 5000),
-                 p("fwd-no-tcp", "tcp", "203.0.113.51", "203.0.113.1", 3389),
-                 p("fwd-no-udp", "udp", "192.0.2.16", "203.0.113.1", 5000),
-                 p("direct-no", "tcp", "203.0.113.50", "198.51.100.20", 3389),
-                 p("o2o-in", "tcp", "203.0.113.52", "203.0.113.11", 7000),
-                 p("notrack", "udp", "203.0.113.52", "203.0.113.1", 53)],
-        "lanc": [p("hairpin-ok", "tcp", "198.51.100.33", "203.0.113.1", 3389),
-                 p("hairpin-ok-udp", "udp", "198.51.100.34", "203.0.113.1", 5000),
-                 p("hairpin-no", "tcp", "198.51.100.30", "203.0.113.1", 3389),
-                 p("masq-tcp", "tcp", "198.51.100.31", "203.0.113.254", 9100),
-                 p("masq-udp", "udp", "198.51.100.31", "203.0.113.254", 9100),
-                 p("o2o-hairpin", "udp", "198.51.100.36", "203.0.113.11", 7000)],
-        "srv": [p("o2o-out", "tcp", "198.51.100.11", "203.0.113.254", 9100),
-                p("srv-out", "udp", "198.51.100.20", "203.0.113.254", 9100)],
-        "router": [p("self-public", "tcp", "203.0.113.1", "203.0.113.1", 3389)],
-    }, wait=2.0)
-    seen = topo.seen()
-    ok = {k for k, v in res.items() if v["result"] == "ok"}
-    assert ok == {"fwd-ok-tcp", "fwd-ok-udp", "o2o-in", "notrack", "hairpin-ok",
-                  "hairpin-ok-udp", "masq-tcp", "masq-udp", "o2o-hairpin", "o2o-out",
-                  "srv-out", "self-public"}, res
-    # the forwarded service saw the allowlisted client as it is, nothing of the others
-    assert (seen["fwd-ok-tcp"]["local"], seen["fwd-ok-tcp"]["peer"]) == (
-        "198.51.100.20:3389", "203.0.113.50")
-    assert seen["fwd-ok-udp"]["local"] == "198.51.100.20:15000"
-    for pid in ("fwd-no-tcp", "fwd-no-udp", "direct-no", "hairpin-no"):
-        assert pid not in seen, seen.get(pid)
-        assert res[pid]["result"] == "timeout"
-    # hairpin: the server answers through the router (source is the router's LAN address)
-    assert seen["hairpin-ok"]["peer"] == "198.51.100.1"
-    assert seen["hairpin-ok"]["server"] == "srv"
-    # LAN -> internet with the router's address; the 1:1 host with its public address
-    assert seen["masq-tcp"]["peer"] == seen["masq-udp"]["peer"] == "203.0.113.1"
-    assert seen["srv-out"]["peer"] == "203.0.113.1"
-    assert seen["o2o-out"]["peer"] == "203.0.113.11"
-    assert (seen["o2o-in"]["local"], seen["o2o-in"]["peer"]) == ("198.51.100.11:7000",
-                                                                "203.0.113.52")
-    # the router's own traffic to its public address is forwarded too (nat output hook)
-    assert (seen["self-public"]["server"], seen["self-public"]["peer"]) == ("srv",
-                                                                          "203.0.113.1")
-    assert seen["notrack"]["server"] == "router"
-    entries = conntrack_entries(topo.router)
-    assert not [e for e in entries if "53" in (e["dport"], e["sport"])], entries
-    assert [e for e in entries if e["dport"] == "3389" and e["rsrc"] == "198.51.100.20"]
+    assert_nat_traffic(topo)
 
 
 def test_reload_is_idempotent_restore_is_exact_and_other_tables_stay(topo: Topology) -> None:
@@ -126,10 +77,15 @@ def test_conntrack_entries_of_changed_forwards_only(topo: Topology) -> None:
                      [p(f"t{i}", "udp", "203.0.113.77", "203.0.113.1", 8001)
                       for i in range(2)], wait=1.5)
     assert all(v["result"] == "ok" for v in res.values()), res
-    cfg = parse_nat(CONFIG).config
-    cleared = nat_table.clear_forward_flows([cfg.forward[1]], topo.router.name)
+    # the kernel's table says what changed: only udp/5000 gets a new target port
+    loaded = live.of_table(nat_table.read_table_json(topo.router.name))
+    assert loaded == live.of_config(parse_nat(CONFIG).config)
+    new = parse_nat(CONFIG.replace("198.51.100.20:15000", "198.51.100.20:15001")).config
+    gone = live.changed(loaded, live.of_config(new))
+    assert [t.describe() for t in gone] == ["wan0 udp/5000 -> 198.51.100.20:15000"]
+    cleared = nat_table.clear_translations(gone, topo.router.name)
     assert cleared.deleted == 3
-    assert cleared.per_forward[0][1] == 3
+    assert cleared.per_translation == (("wan0 udp/5000 -> 198.51.100.20:15000", 3),)
     left = conntrack_entries(topo.router)
     assert not [e for e in left if e["dport"] == "5000"]
     assert len([e for e in left if e["dport"] == "8001"]) == 2

@@ -62,6 +62,14 @@ def render_text(plan: Any, where: str) -> str:
                 lines.append(f"      {e['key']}: {_short(e['old'])} -> {e['new']}  {e['reason']}")
         elif c["kind"] == "vm-link":
             lines.append(f"  vm {c['vm'] or 'host'}: {c['text']}  [{effect}]  {c['reason']}")
+        elif c["kind"] == "nat-link":
+            lines.append(f"  {c['vm']}: {c['text']}  [{effect}]  {c['reason']}")
+        elif c["kind"] == "nft-table":
+            what = {"remove": "remove", "create": "create", "replace": "replace"}[c["action"]]
+            ports = "" if c["action"] == "remove" else f" ({c['forwards']} forwarded port(s))"
+            lines.append(f"  table inet hostnet: {what}{ports}  [{effect}]  {c['reason']}")
+            for t in c["clear_conntrack"]:
+                lines.append(f"      conntrack entries of {t}: deleted (changed or removed)")
         else:
             lines.append(f"  {c['kind']}: {c.get('reason', '')}  [{effect}]")
     lines += [f"warning: {w}" for w in plan.warnings]
@@ -96,7 +104,8 @@ def plan(config: str | None, netns: str | None, root_dir: str | None, state_dir:
          fmt: str) -> int:
     """Show what 'hostnet apply' would change: one line per change with the old value, the
     new value, the reason (config line or role rule) and how it takes effect (live now, or
-    file only: on next boot / module load), and the VM link changes of [[vm]] entries.
+    file only: on next boot / module load), the NAT table of [nat] and the VM link changes of
+    [[vm]] entries.
     Changes nothing.
 
     Exit 0 with a plan (also an empty one), 2 when the config is invalid or asks for what
@@ -155,6 +164,10 @@ def apply(config: str | None, netns: str | None, root_dir: str | None, state_dir
     reads every value back. If a step fails, everything already changed is put back. A second
     apply changes nothing. 'hostnet rollback' undoes it; 'hostnet history' lists applies.
 
+    The [nat] table is loaded as one nft transaction (table inet hostnet only) with what it
+    needs (ip_forward, a proxy entry and /32 route per 1:1 address); afterwards the conntrack
+    entries of forwards whose target or allowlist changed are deleted, and only those.
+
     [[vm]] entries are applied too (after their sysctls, such as ip_forward): the tap, its
     gateway address, a /32 or /128 route per VM address and a proxy entry per address on the
     uplink, each journaled with what was there before and undone by rollback (only what
@@ -206,6 +219,11 @@ def apply(config: str | None, netns: str | None, root_dir: str | None, state_dir
             click.echo(render_text(result.plan, where), nl=False)
         return 0
     click.echo(f"Applied generation {gen.id}: {len(gen.changes)} change(s), all read back.")
+    if result.plan is not None:
+        from hostnet.state.nat_step import cleared_report
+
+        for line in cleared_report(result.plan.steps):
+            click.echo(line)
     ns_opt = f" --netns {netns}" if netns else ""
     sd_opt = f" --state-dir {state_dir}" if state_dir else ""
     if gen.deadline is not None:

@@ -44,7 +44,8 @@ def _io(gen_root: str, gen_live: bool, root_dir: str | None) -> HostIO:
 def rollback(gen_id: int | None, netns: str | None, root_dir: str | None,
              state_dir: str | None, yes: bool, force: bool, unconfirmed: bool,
              at: float | None, ready_fd: int | None) -> int:
-    """Restore the live values, files and VM links of a journal entry (the latest without ID).
+    """Restore the live values, files, NAT table and VM links of a journal entry (the latest
+    without ID).
 
     Three-way: a value or file still as hostnet left it is restored; one already back is
     left; one changed by someone else since is drift: reported and left alone unless
@@ -154,7 +155,13 @@ def history(netns: str | None, state_dir: str | None, fmt: str) -> int:
         click.echo(f"{e['id']:>4}  {stamp}  {e['status']:<11}  {len(e['changes'])} change(s)"
                    f"  {e['config']}")
         for c in e["changes"]:
-            what = (f"{c['key']}: {norm(c['old'])} -> {norm(c['new'])}" if c["kind"] == "sysctl"
-                    else f"{c.get('path', c['kind'])}")
+            if c["kind"] == "sysctl":
+                what = f"{c['key']}: {norm(c['old'])} -> {norm(c['new'])}"
+            elif c["kind"] == "nft-table":
+                what = f"table inet hostnet: {c['action']}"
+            elif c["kind"] in ("vm-link", "nat-link"):
+                what = f"{c['vm'] or 'host'}: {c['text']}"
+            else:
+                what = str(c.get("path", c["kind"]))
             click.echo(f"        {what}")
     return 0

@@ -8,7 +8,9 @@ the ruleset and names no other table.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
 
 from hostnet.model import nat as m
 from hostnet.nat import ir
@@ -121,7 +123,25 @@ def render_table(t: ir.Table) -> str:
         body += [*render_chain(c), ""]
     if body:
         body.pop()
-    return f"table {ir.TABLE_FAMILY} {ir.TABLE_NAME} {{\n" + "\n".join(body) + "\n}\n"
+    text = "\n".join(body)
+    stamp = f'\tcomment "{STAMP_PREFIX}{digest(text)}"\n'
+    return f"table {ir.TABLE_FAMILY} {ir.TABLE_NAME} {{\n" + stamp + text + "\n}\n"
+
+
+#: The table's comment: ``hostnet sha256:`` and the first 16 hex digits of the digest of its
+#: body, so a plan can tell from ``nft list table`` whether the loaded table is this one.
+STAMP_PREFIX = "hostnet sha256:"
+_STAMP = re.compile(r'^\tcomment "' + re.escape(STAMP_PREFIX) + r'([0-9a-f]{16})"$', re.M)
+
+
+def digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def stamp_of(listing: str | None) -> str | None:
+    """The digest in a listed table's comment (None: no table, or not stamped by hostnet)."""
+    found = _STAMP.search(listing or "")
+    return found.group(1) if found else None
 
 
 def render(t: ir.Table) -> str:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from hostnet.errors import CommandError
 from hostnet.host.commands import run
 from hostnet.host.netns import entered
-from hostnet.model.nat import Forward
 from hostnet.nat import ir
+from hostnet.nat.live import Translation
 from hostnet.nat.nftables import restore_text
 from hostnet.nat.router import Router, parse_addresses, parse_default_routes
 
@@ -32,7 +32,7 @@ class LoadResult:
 @dataclass(frozen=True)
 class ConntrackCleared:
     deleted: int
-    per_forward: tuple[tuple[str, int], ...]  # (origin label, entries deleted)
+    per_translation: tuple[tuple[str, int], ...]  # (what it translated, entries deleted)
 
 
 def read_table(netns: str | None = None) -> str | None:
@@ -91,27 +91,36 @@ def restore(previous: str | None, netns: str | None = None) -> LoadResult:
 _DELETED = re.compile(r"(\d+) flow entries have been deleted")
 
 
-def clear_forward_flows(forwards: list[Forward], netns: str | None = None) -> ConntrackCleared:
-    """Delete the conntrack entries translated by these (changed or removed) forwards only:
-    original destination port in the forward's ports, reply source = its target."""
+def clear_translations(gone: list[Translation], netns: str | None = None) -> ConntrackCleared:
+    """Delete the conntrack entries these (changed or removed) translations made: original
+    destination port the public port, reply source its target address and port. Entries of
+    other forwards are left alone."""
     total = 0
     per: list[tuple[str, int]] = []
-    for f in forwards:
-        count = 0
-        for port in range(f.ports.first, f.ports.last + 1):
-            argv = ["conntrack", "-D", "-f", "ipv4" if f.to_addr.version == 4 else "ipv6",
-                    "-p", f.proto.value, "--orig-port-dst", str(port),
-                    "--reply-src", str(f.to_addr),
-                    "--reply-port-src", str(f.target_port(port))]
-            with entered(netns):
-                proc = run(argv, check=False)
-            found = _DELETED.search(proc.stderr + proc.stdout)
-            if proc.returncode not in (0, 1) or found is None:
-                raise CommandError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
-            count += int(found.group(1))
-        per.append((f.origin.label, count))
-        total += count
+    for t in gone:
+        argv = ["conntrack", "-D", "-f", "ipv4" if t.family == 4 else "ipv6",
+                "-p", t.proto, "--orig-port-dst", str(t.port),
+                "--reply-src", t.to_addr, "--reply-port-src", str(t.to_port)]
+        with entered(netns):
+            proc = run(argv, check=False)
+        found = _DELETED.search(proc.stderr + proc.stdout)
+        if proc.returncode not in (0, 1) or found is None:
+            raise CommandError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+        per.append((t.describe(), int(found.group(1))))
+        total += int(found.group(1))
     return ConntrackCleared(total, tuple(per))
+
+
+def read_table_json(netns: str | None = None) -> str:
+    """``nft -j list table inet hostnet`` ('' when there is no such table)."""
+    argv = ["nft", "-j", *LIST_ARGV[1:]]
+    with entered(netns):
+        proc = run(argv, check=False, timeout=60)
+    if proc.returncode != 0:
+        if "No such file or directory" in proc.stderr or "does not exist" in proc.stderr:
+            return ""
+        raise CommandError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 def read_ruleset_json(netns: str | None = None) -> str:

@@ -14,6 +14,7 @@ from hostnet.errors import ConfigError, InputError
 from hostnet.host.root import Root
 from hostnet.state.desired import ipv6_wants, wants
 from hostnet.state.facts import Facts
+from hostnet.state.nat_step import add_nat_steps
 from hostnet.state.observe import interfaces, kernel_root, observe
 from hostnet.state.plan import Plan, keys_needed, make_plan
 from hostnet.state.validate import PORT_RANGE, check
@@ -71,5 +72,6 @@ def prepare(config: Path, *, netns: str | None, root_dir: Path | None) -> Prepar
         raise config_error(config, list(checked.errors))
     plan = make_plan([w for w in wanted if w.key not in checked.skipped], facts)
     plan = replace(plan, warnings=checked.warnings + plan.warnings)
+    plan = add_nat_steps(plan, loaded, text, config, netns=netns, live=live)
     plan = add_vm_steps(plan, loaded, config, netns=netns, live=live)
     return Prepared(loaded, facts, plan, text, live, files_root.path)

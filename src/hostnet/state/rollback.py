@@ -10,6 +10,7 @@ from typing import Any
 from hostnet.errors import JournalError
 from hostnet.state.hostio import HostIO, norm
 from hostnet.state.journal import OPEN, Generation, Journal, locked
+from hostnet.state.nat_step import LoadNftTable  # noqa: F401  (registers nft-table, nat-link)
 from hostnet.state.steps import Undone
 from hostnet.state.transaction import recover, settle, undo_all
 from hostnet.state.vm_step import VmLinkStep  # noqa: F401  (registers the vm-link kind)

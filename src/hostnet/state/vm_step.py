@@ -190,7 +190,11 @@ class VmLinkStep(Step):
                 "reason": self.reason, "effect": self.effect}
 
     def text(self) -> str:
-        return f"vm {self.step.vm or 'host'}: {self.step.describe()}"
+        return f"{self.label(self.step)}: {self.step.describe()}"
+
+    @classmethod
+    def label(cls, step: vs.Step) -> str:
+        return f"vm {step.vm or 'host'}"
 
     def record(self, io: HostIO) -> dict[str, Any]:
         return {"kind": self.kind, "netns": self.netns, "step": self.step.to_dict(),
@@ -214,7 +218,7 @@ class VmLinkStep(Step):
         except (KeyError, TypeError, ValueError) as exc:
             return [Undone(Outcome.DRIFT, str(record.get("text")),
                            f"unreadable journal record ({exc}): left alone")]
-        text = f"vm {step.vm or 'host'}: {step.describe()}"
+        text = f"{cls.label(step)}: {step.describe()}"
         before: dict[str, Any] = dict(record.get("before") or {})
         now = _state(step, _snapshot(step))
         if _as_before(step, before, now):
