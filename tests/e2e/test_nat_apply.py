@@ -159,3 +159,28 @@ def test_unconfirmed_apply_reverts_the_table(topo: Topology, tmp_path: Path) -> 
         time.sleep(0.5)
     assert _router_state(topo) == before
     assert "reverted" in hostnet("history", *state).stdout
+
+
+@pytest.mark.parametrize("mode", ["FAIL", "KILL"])
+def test_a_failure_at_any_step_leaves_the_router_as_it_was(topo: Topology, tmp_path: Path,
+                                                           mode: str) -> None:
+    import os
+
+    cfg = tmp_path / "hostnet.toml"
+    cfg.write_text(CONFIG)
+    state = ["--netns", topo.router.name, "--state-dir", str(tmp_path / "state")]
+    before = _router_state(topo)
+    steps = len(json.loads(hostnet("plan", "--config", str(cfg), *state[:2], "--format",
+                                   "json").stdout)["changes"])
+    assert steps == 4  # ip_forward, the table, the proxy entry, the route
+    for n in range(1, steps + 1):
+        env = {**os.environ, f"HOSTNET_TEST_{mode}_AT_STEP": str(n)}
+        proc = subprocess.run([sys.executable, "-m", "hostnet", "apply", "--config", str(cfg),
+                               *state, "--yes"], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert proc.returncode != 0
+        if mode == "KILL":  # the next run rolls the dead one back first
+            assert hostnet("history", *state).returncode == 0
+            plan = hostnet("rollback", *state, "--yes", "--unconfirmed")
+            assert plan.returncode == 0, plan.stdout + plan.stderr
+        assert _router_state(topo) == before, (n, proc.stdout, proc.stderr)

@@ -248,6 +248,14 @@ def parse_nat(text: str, path: str = "hostnet.toml") -> LoadedNat:
             dotted = _dotted(tuple(err["loc"]))
             found.append(f"{path}:{_line_of(lines, dotted)}: {dotted}: {_message(err)}")
         raise InputError("\n".join(found), hint="fix the keys named above") from None
+    return checked(schema, text, path, lines)
+
+
+def checked(schema: NatSchema, text: str, path: str,
+            lines: dict[str, int] | None = None) -> LoadedNat:
+    """The typed configuration of an already validated schema (the ``[nat]`` of a loaded
+    hostnet.toml), after the checks that span entries; raise InputError on errors."""
+    lines = line_map(text) if lines is None else lines
     config = build(schema, Path(path).name, lines)
     problems = [replace(p, origin=replace(p.origin, line=_line_of(lines, p.origin.path)
                                           or p.origin.line)) for p in validate(config)]

@@ -21,6 +21,7 @@ Paths a new flow can take, and the rules that see it:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -62,6 +63,12 @@ def collapse(nets: Iterable[m.IPNetwork]) -> list[m.IPNetwork]:
     return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
 
 
+@functools.lru_cache(maxsize=4096)
+def _collapsed(sources: tuple[m.IPNetwork, ...]) -> tuple[m.IPNetwork, ...]:
+    """collapse() of one allowlist, remembered: thousands of forwards share a few lists."""
+    return tuple(collapse(sources))
+
+
 class _Builder:
     def __init__(self, cfg: m.NatConfig) -> None:
         self.cfg = cfg
@@ -92,7 +99,7 @@ class _Acls:
         self.origins: dict[int, list[m.Origin]] = {}
 
     def id(self, sources: tuple[m.IPNetwork, ...], origin: m.Origin) -> int:
-        key = tuple(collapse(sources))
+        key = _collapsed(sources)
         k = self.ids.setdefault(key, len(self.ids))
         self.origins.setdefault(k, []).append(origin)
         return k

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hostnet.errors import HostnetError, PlanError
+from hostnet.errors import HostnetError, InputError, PlanError
 from hostnet.nat.live import Translation
 from hostnet.state import nat_table
 from hostnet.state.hostio import HostIO
@@ -225,13 +225,12 @@ def link_steps(proxies: Iterable[ir.ProxyNeighbour], snap: LinkSnapshot, netns: 
     return out
 
 
-def table_step(cfg: m.NatConfig, netns: str | None) -> LoadNftTable | None:
-    """The table step for ``cfg`` on the namespace we are in (None: already loaded)."""
+def table_step(cfg: m.NatConfig, table: ir.Table, netns: str | None) -> LoadNftTable | None:
+    """The step loading ``table`` (compiled from ``cfg``) on the namespace we are in (None:
+    already loaded)."""
     from hostnet.nat import live
-    from hostnet.nat.compile import compile_table
     from hostnet.nat.nftables import render, stamp_of
 
-    table = compile_table(cfg)
     text = render(table)
     stamp = stamp_of(text)
     listing = nat_table.read_table(None)
@@ -284,12 +283,16 @@ def add_nat_steps(plan: Plan, loaded_config: Loaded, text: str, config: Path, *,
         step, warning = removal_step(netns)
         return replace(plan, steps=(*plan.steps, *([step] if step else [])),
                        warnings=(*plan.warnings, *([warning] if warning else [])))
-    from hostnet.config.nat import parse_nat
+    from hostnet.config.nat import checked
     from hostnet.config.nat_validate import check_connected
     from hostnet.nat.compile import compile_table
     from hostnet.state.prepare import config_error
 
-    loaded = parse_nat(text, str(config))
+    assert loaded_config.config.nat is not None
+    try:
+        loaded = checked(loaded_config.config.nat, text, str(config))
+    except InputError as exc:
+        raise config_error(config, exc.message.splitlines()) from None
     cfg = loaded.config
     router = nat_table.read_router(None)
     problems = check_connected(cfg, router.ifaces)
@@ -302,11 +305,12 @@ def add_nat_steps(plan: Plan, loaded_config: Loaded, text: str, config: Path, *,
         raise PlanError(f"{config}: [nat] backend = \"iptables\": apply loads nftables only",
                         hint="use 'hostnet nat compile --backend iptables' and "
                              "iptables-restore --noflush, or set backend = \"nftables\"")
-    needs = compile_table(cfg).needs
+    compiled = compile_table(cfg)
+    needs = compiled.needs
     io = HostIO(Path("/"), live=True)
     planned = {s.key: s.new for s in plan.steps if isinstance(s, SetSysctl)}
     sysctls = sysctl_steps(needs.sysctls, io, netns, planned)
-    table = table_step(cfg, netns)
+    table = table_step(cfg, compiled, netns)
     links = link_steps(needs.proxy_neighbours, _snapshot(), netns)
     return replace(plan, steps=(*sysctls, *plan.steps, *([table] if table else []), *links),
                    warnings=(*plan.warnings, *warnings))

@@ -94,21 +94,41 @@ _DELETED = re.compile(r"(\d+) flow entries have been deleted")
 def clear_translations(gone: list[Translation], netns: str | None = None) -> ConntrackCleared:
     """Delete the conntrack entries these (changed or removed) translations made: original
     destination port the public port, reply source its target address and port. Entries of
-    other forwards are left alone."""
-    total = 0
-    per: list[tuple[str, int]] = []
-    for t in gone:
-        argv = ["conntrack", "-D", "-f", "ipv4" if t.family == 4 else "ipv6",
-                "-p", t.proto, "--orig-port-dst", str(t.port),
-                "--reply-src", t.to_addr, "--reply-port-src", str(t.to_port)]
+    other forwards are left alone.
+
+    One ``conntrack -L`` per address family finds them, then one ``conntrack -D`` of the
+    exact original tuple per entry found: the cost follows the flows to delete, not the
+    number of forwards (a rollback of 10,000 forwards with no flows is one listing)."""
+    import ipaddress
+
+    from hostnet.conntrack.table import parse_lines
+
+    wanted: dict[tuple[str, int, object, int], Translation] = {
+        (t.proto, t.port, t.target(), t.to_port): t for t in gone}
+    counts = dict.fromkeys(gone, 0)
+    for family in sorted({t.family for t in gone}):
+        l3 = "ipv4" if family == 4 else "ipv6"
         with entered(netns):
-            proc = run(argv, check=False)
-        found = _DELETED.search(proc.stderr + proc.stdout)
-        if proc.returncode not in (0, 1) or found is None:
-            raise CommandError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
-        per.append((t.describe(), int(found.group(1))))
-        total += int(found.group(1))
-    return ConntrackCleared(total, tuple(per))
+            listing = run(["conntrack", "-L", "-f", l3], check=False, timeout=120)
+        if listing.returncode != 0:
+            raise CommandError(f"conntrack -L -f {l3} failed: {listing.stderr.strip()}")
+        for e in parse_lines(listing.stdout.splitlines()):
+            if e.dport is None or e.reply_sport is None or e.sport is None:
+                continue
+            t = wanted.get((e.proto, e.dport, ipaddress.ip_address(e.reply_src),
+                            e.reply_sport))
+            if t is None:
+                continue
+            argv = ["conntrack", "-D", "-f", l3, "-p", e.proto, "-s", e.src, "-d", e.dst,
+                    "--sport", str(e.sport), "--dport", str(e.dport)]
+            with entered(netns):
+                proc = run(argv, check=False)
+            found = _DELETED.search(proc.stderr + proc.stdout)
+            if proc.returncode not in (0, 1) or found is None:
+                raise CommandError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+            counts[t] += int(found.group(1))
+    per = tuple((t.describe(), counts[t]) for t in gone)
+    return ConntrackCleared(sum(counts.values()), per)
 
 
 def read_table_json(netns: str | None = None) -> str:
