@@ -3,6 +3,10 @@
 Every namespace is named ``hn-test-<random>``, gets only documentation addresses
 (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) and is removed on exit, with
 any process still running inside it, even when the test fails.
+
+The building blocks of every lab (tests/helpers/labs.py, nat_lab.py, vm_lab.py): :func:`veth`
+(:func:`link` when both ends get an address), :func:`bridge`, :func:`ip` / :func:`ip_batch`
+(``ip -n NS``), :func:`start` (a server script that says ``ready``) and :func:`namespaces`.
 """
 
 from __future__ import annotations
