@@ -11,8 +11,8 @@ Usage:
 
 --pythonpath runs another checkout's sources (e.g. an older commit unpacked with
 `git archive COMMIT src | tar -x -C /tmp/old`) for a before/after comparison. --write puts
-the table into bench/results/lint_corpus.md and the "lint precision/recall" section of
-bench/RESULTS.md.
+the table into bench/results/lint_corpus.md and merges bench/RESULTS.md again from
+bench/results/*.md (bench/run_all.py), where its "lint precision/recall" section comes from.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import run_all  # bench/run_all.py: this script's folder is first on sys.path
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parent / "tests" / "fixtures" / "corpus"
@@ -149,18 +151,10 @@ def table(rows: list[tuple[str, dict[str, object]]], command: str, kernel: str) 
 
 
 def write_results(text: str) -> None:
+    """bench/results/lint_corpus.md, then RESULTS.md merged again from all results."""
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "lint_corpus.md").write_text(text)
-    results = HERE / "RESULTS.md"
-    doc = results.read_text()
-    start = doc.find("## lint precision/recall")
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        ends = [i for i in (doc.find("\n## ", start + 1), doc.find("\n# ", start + 1)) if i >= 0]
-        cut = min(ends) + 1 if ends else len(doc)
-        doc = doc[:start] + text + ("\n" + doc[cut:] if cut < len(doc) else "")
-    results.write_text(doc)
+    run_all.merge()
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Run every benchmark script and gather bench/results/*.md into bench/RESULTS.md.
 
-Usage: make bench   (or .venv/bin/python bench/run_all.py [name ...])
+Usage: make bench   (or .venv/bin/python bench/run_all.py [name ...]); --merge only rewrites
+RESULTS.md from bench/results/*.md (after editing a results file by hand), running nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ SKIP = {"run_all.py", "_timing.py"}
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--merge"]:
+        merge()
+        return 0
     scripts = sorted(
         p for p in HERE.glob("*.py") if p.name not in SKIP and not p.name.startswith("_")
     )
@@ -27,15 +31,21 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def merge() -> None:
+def merged(here: Path = HERE) -> str:
+    """RESULTS.md as the sections in ``here``/results/*.md make it, in file-name order."""
     parts = [
         "# Benchmark results\n",
         "Each section was produced by the script named in it; `make bench` reruns all of "
         "them and rewrites this file. Speeds are measured, never asserted in tests.\n",
     ]
-    for md in sorted((HERE / "results").glob("*.md")):
+    for md in sorted((here / "results").glob("*.md")):
         parts.append(md.read_text().strip() + "\n")
-    (HERE / "RESULTS.md").write_text("\n".join(parts))
+    return "\n".join(parts)
+
+
+def merge() -> None:
+    """Rewrite bench/RESULTS.md from bench/results/*.md (the only place sections live)."""
+    (HERE / "RESULTS.md").write_text(merged())
 
 
 if __name__ == "__main__":

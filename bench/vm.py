@@ -33,19 +33,13 @@ import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from tests.helpers.vm_lab import WEB1 as ONE_VM  # noqa: E402  (the e2e tests' routed VM)
+
 HOSTNET = [sys.executable, "-m", "hostnet"]
 RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
 HDR = struct.Struct("=IHHII")
-
-ONE_VM = '''
-[[vm]]
-name = "web1"
-tap = "tapweb1"
-owner = "nobody"
-mode = "routed"
-uplink = "up0"
-addresses = ["203.0.113.11", "2001:db8::11"]
-'''
 
 
 def ip(*args: str) -> None:

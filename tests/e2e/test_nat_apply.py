@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_nat_topology import CONFIG, Topology, conntrack_entries, topology
-from tests.helpers.nat_traffic import assert_nat_traffic, p
+from tests.helpers.nat_lab import CONFIG, Topology, conntrack_entries, topology
+from tests.helpers.nat_lab import probe as p
+from tests.helpers.nat_traffic import assert_nat_traffic
 
 OTHERS = ("table ip other { chain fw { type filter hook forward priority 10; policy accept; "
           "ip saddr 192.0.2.99 accept comment \"not ours\"; }\n}\n"

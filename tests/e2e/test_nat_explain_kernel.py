@@ -17,11 +17,12 @@ from hostnet.nat.explain import Packet, endpoint, explain
 from hostnet.nat.nftables import render
 from hostnet.nat.ruleset import parse_ruleset
 from hostnet.state import nat_table
-from tests.e2e.test_nat_topology import (
+from tests.helpers.nat_lab import (
     CONFIG,
     INET_SOURCES,
     LAN_SOURCES,
     conntrack_entries,
+    probe,
     topology,
 )
 
@@ -37,8 +38,7 @@ def _probes(rounds: int = ROUNDS) -> dict[str, list[dict[str, Any]]]:
     def add(ns: str, proto: str, src: str, dst: str, port: int) -> None:
         nonlocal n
         n += 1
-        by_ns[ns].append({"id": f"{ns}-{n}", "proto": proto, "src": src, "dst": dst,
-                          "dport": port})
+        by_ns[ns].append(probe(f"{ns}-{n}", proto, src, dst, port))
 
     for _ in range(rounds):
         for src in INET_SOURCES:

@@ -3,6 +3,10 @@ with a proxy neighbour entry, notrack, atomic reload, exact restore, other table
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +18,9 @@ from hostnet.nat.iptables import render as render_iptables
 from hostnet.nat.iptables import split_documents
 from hostnet.nat.nftables import render
 from hostnet.state import nat_table
-from tests.e2e.test_nat_topology import CONFIG, Topology, conntrack_entries, topology
-from tests.helpers.nat_traffic import assert_nat_traffic, p
+from tests.helpers.nat_lab import CONFIG, Topology, conntrack_entries, topology, write_config
+from tests.helpers.nat_lab import probe as p
+from tests.helpers.nat_traffic import assert_nat_traffic
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +116,6 @@ def test_proxy_neighbour_answers_only_with_the_route() -> None:
 
 
 def test_cli_compile_and_explain_in_the_namespace(topo: Topology) -> None:
-    import json
-    import subprocess
-    import sys
-
-    from tests.e2e.test_nat_topology import write_config
-
     cfg = write_config()
     try:
         hn = [sys.executable, "-m", "hostnet"]
@@ -149,8 +148,6 @@ def test_cli_compile_and_explain_in_the_namespace(topo: Topology) -> None:
         assert res.returncode == 2 and "192.0.2.250 is on no connected network" in res.stderr
     finally:
         topo.router.run(["nft", "delete", "table", "ip", "other"], check=False)
-        import os
-
         os.unlink(cfg)
 
 

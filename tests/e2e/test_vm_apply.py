@@ -8,28 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers.netns import Netns, link
-
-CONFIG = '''
-[[vm]]
-name = "web1"
-tap = "tapweb1"
-owner = "nobody"
-group = "nogroup"
-uplink = "up0"
-addresses = ["203.0.113.11"]
-'''
-
-
-def hostnet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hostnet", *args], capture_output=True,
-                          text=True, timeout=60)
+from tests.helpers.netns import Netns, bridge
+from tests.helpers.vm_lab import WEB1_V4, hostnet, vm_host, wait_for
 
 
 def _state(ns: Netns) -> dict[str, str]:
@@ -42,17 +25,13 @@ def _state(ns: Netns) -> dict[str, str]:
 
 
 def _setup(netns: Callable[..., Netns], tmp_path: Path) -> tuple[Netns, list[str]]:
-    ns, peer = netns("va"), netns("vap")
-    link(ns, peer, "203.0.113.2/24", "203.0.113.1/24", name_a="up0", name_b="eth0")
+    lab = vm_host(netns, tmp_path, WEB1_V4, "va")
+    ns = lab.host
     ns.sysctl("net.ipv4.ip_forward", "0")
     # what was there before apply: a bridge with an address, a proxy entry of its own
-    ns.run(["ip", "link", "add", "keep0", "type", "bridge"])
-    ns.run(["ip", "link", "set", "keep0", "up"])
-    ns.run(["ip", "addr", "add", "198.51.100.7/32", "dev", "keep0"])
+    bridge(ns, "keep0", addr="198.51.100.7/32")
     ns.run(["ip", "neigh", "add", "proxy", "203.0.113.99", "dev", "up0"])
-    cfg = tmp_path / "hostnet.toml"
-    cfg.write_text(CONFIG)
-    return ns, ["--config", str(cfg), "--netns", ns.name, "--state-dir", str(tmp_path / "s")]
+    return ns, lab.common
 
 
 def test_apply_creates_vm_links_and_rollback_removes_exactly_them(
@@ -83,7 +62,7 @@ def test_apply_creates_vm_links_and_rollback_removes_exactly_them(
     again = hostnet("apply", *common, "--yes")
     assert again.returncode == 0, again.stderr
     assert "Nothing to do" in again.stdout
-    journal = sorted((tmp_path / "s").rglob("*.json"))
+    journal = sorted((tmp_path / "state").rglob("*.json"))
     assert len([p for p in journal if p.parent.name != "vm"]) == 1  # no second generation
 
     back = hostnet("rollback", *common[2:], "--yes")
@@ -111,8 +90,7 @@ def test_a_failed_step_undoes_the_vm_links_already_made(
     ns, common = _setup(netns, tmp_path)
     before = _state(ns)
     env = {**os.environ, "HOSTNET_TEST_FAIL_AT_STEP": "4"}  # after the gateway address
-    failed = subprocess.run([sys.executable, "-m", "hostnet", "apply", *common, "--yes"],
-                            capture_output=True, text=True, timeout=60, env=env)
+    failed = hostnet("apply", *common, "--yes", env=env)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "step 4 of 6" in failed.stderr and "nothing is left half-applied" in failed.stderr
     assert _state(ns) == before
@@ -125,9 +103,7 @@ def test_confirm_within_reverts_the_vm_links(netns: Callable[..., Netns],
     applied = hostnet("apply", *common, "--yes", "--confirm-within", "2s")
     assert applied.returncode == 0, applied.stderr
     assert "tapweb1" in _state(ns)["links"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and _state(ns) != before:
-        time.sleep(0.5)
+    wait_for(lambda: _state(ns) == before, timeout=20, every=0.5)
     assert _state(ns) == before  # not confirmed: the armed revert removed the VM's links
 
 
@@ -155,7 +131,7 @@ def test_doctor_judges_the_applied_vm(netns: Callable[..., Netns], tmp_path: Pat
 def test_dual_stack_vm_and_a_killed_apply(netns: Callable[..., Netns], tmp_path: Path) -> None:
     ns, common = _setup(netns, tmp_path)
     cfg = Path(common[1])
-    cfg.write_text(CONFIG.replace('["203.0.113.11"]', '["203.0.113.11", "2001:db8::11"]'))
+    cfg.write_text(WEB1_V4.replace('["203.0.113.11"]', '["203.0.113.11", "2001:db8::11"]'))
     keys = ("net.ipv6.conf.all.forwarding", "net.ipv6.conf.up0.proxy_ndp",
             "net.ipv6.conf.up0.accept_ra", "net.ipv4.conf.up0.forwarding")
 
@@ -166,8 +142,7 @@ def test_dual_stack_vm_and_a_killed_apply(netns: Callable[..., Netns], tmp_path:
     before = full()
     # killed right after the tap was made: the next run rolls the generation back first
     env = {**os.environ, "HOSTNET_TEST_KILL_AT_STEP": "5"}
-    killed = subprocess.run([sys.executable, "-m", "hostnet", "apply", *common, "--yes"],
-                            capture_output=True, text=True, timeout=60, env=env)
+    killed = hostnet("apply", *common, "--yes", env=env)
     assert killed.returncode == -9
     assert "tapweb1" in _state(ns)["links"]
     back = hostnet("rollback", *common[2:], "--yes")

@@ -9,35 +9,22 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers.netns import Netns, link
+from tests.helpers import vm_lab
+from tests.helpers.netns import Netns
 
-CONFIG = '''
-[[vm]]
-name = "web1"
-tap = "tapweb1"
-owner = "nobody"
-group = "nogroup"
-uplink = "up0"
-addresses = ["203.0.113.11"]
-multi_queue = true
-'''
+CONFIG = vm_lab.WEB1_V4 + "multi_queue = true\n"
 
 
 def hostnet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hostnet", "vm", *args], capture_output=True,
-                          text=True, timeout=60)
+    return vm_lab.hostnet("vm", *args)
 
 
 def test_vm_commands(netns: Callable[..., Netns], tmp_path: Path) -> None:
-    ns, peer = netns("vc"), netns("vcp")
-    link(ns, peer, "203.0.113.2/24", "203.0.113.1/24", name_a="up0", name_b="eth0")
-    cfg = tmp_path / "hostnet.toml"
-    cfg.write_text(CONFIG)
-    common = ["--config", str(cfg), "--netns", ns.name, "--state-dir", str(tmp_path / "s")]
+    lab = vm_lab.vm_host(netns, tmp_path, CONFIG, "vc")
+    ns, common = lab.host, lab.common
 
     first = hostnet("up", "--all", *common, "--format", "json")
     assert first.returncode == 0, first.stderr

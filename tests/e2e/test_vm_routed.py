@@ -14,26 +14,15 @@ proxy_arp=1 it would).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.netns import Netns, link
-
-CONFIG = '''
-[[vm]]
-name = "web1"
-tap = "tapweb1"
-owner = "nobody"
-mode = "routed"
-uplink = "up0"
-addresses = ["203.0.113.11", "2001:db8::11"]
-'''
+from tests.helpers.netns import Netns, start
+from tests.helpers.vm_lab import WEB1, hostnet, mac_of, neigh, resolve, vm_host
 
 BRIDGE = r'''
 import ctypes, fcntl, os, select, struct, sys
@@ -74,36 +63,19 @@ import socket, sys
 s = socket.create_connection((sys.argv[1], 8080), timeout=5)
 print(s.recv(100).decode())
 '''
-POKE = r'''
-import socket, sys
-socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", (sys.argv[1], 9))
-'''
-
-
-def hostnet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hostnet", *args], capture_output=True,
-                          text=True, timeout=60)
-
-
 @pytest.fixture
 def routed(netns: Callable[..., Netns], tmp_path: Path) -> Iterator[tuple[Netns, Netns, Netns]]:
-    outside, host, vm = netns("vmo"), netns("vmh"), netns("vmg")
-    link(host, outside, "203.0.113.2/24", "203.0.113.1/24", name_a="up0", name_b="eth0")
-    outside.run(["ip", "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"])
-    host.run(["ip", "addr", "add", "2001:db8::2/64", "dev", "up0", "nodad"])
+    lab = vm_host(netns, tmp_path, WEB1, "vmh", ipv6=True)
+    outside, host, vm = lab.outside, lab.host, netns("vmg")
     # answer proxied requests at once instead of after up to proxy_delay (0.8 s) and let
     # OUTSIDE give up on an address after 3 x 200 ms: only timing, not what is answered
     for key in ("net.ipv4.neigh.up0.proxy_delay", "net.ipv6.neigh.up0.proxy_delay"):
         host.sysctl(key, "0")
     outside.sysctl("net.ipv4.neigh.eth0.retrans_time_ms", "200")
-    cfg = tmp_path / "hostnet.toml"
-    cfg.write_text(CONFIG)
-    up = hostnet("vm", "up", "web1", "--config", str(cfg), "--netns", host.name,
-                 "--state-dir", str(tmp_path / "state"))
+    up = hostnet("vm", "up", "web1", *lab.common)
     assert up.returncode == 0, up.stderr
-    bridge = host.popen([sys.executable, "-c", BRIDGE, "tapweb1", f"/run/netns/{vm.name}"],
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert bridge.stdout is not None and bridge.stdout.readline().strip() == "ready"
+    start(host, [sys.executable, "-c", BRIDGE, "tapweb1", f"/run/netns/{vm.name}"],
+          stdin=subprocess.PIPE)
     for argv in (["ip", "link", "set", "eth0", "up"],
                  ["ip", "addr", "add", "203.0.113.11/32", "dev", "eth0"],
                  ["ip", "addr", "add", "2001:db8::11/128", "dev", "eth0", "nodad"],
@@ -114,42 +86,18 @@ def routed(netns: Callable[..., Netns], tmp_path: Path) -> Iterator[tuple[Netns,
     yield outside, host, vm
 
 
-def mac_of(ns: Netns, dev: str) -> str:
-    return str(json.loads(ns.run(["ip", "-j", "link", "show", dev]).stdout)[0]["address"])
-
-
-def neigh(ns: Netns, addr: str) -> dict[str, object]:
-    out = json.loads(ns.run(["ip", "-j", "neigh", "show", addr]).stdout or "[]")
-    return out[0] if out else {}
-
-
-def settled(ns: Netns, addr: str, timeout: float = 3.0) -> dict[str, object]:
-    """The neighbour entry once it has a MAC or has failed."""
-    deadline = time.monotonic() + timeout
-    entry: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        entry = neigh(ns, addr)
-        if "lladdr" in entry or "FAILED" in entry.get("state", []):  # type: ignore[operator]
-            return entry
-        time.sleep(0.05)
-    return entry
-
-
 def test_routed_vm_reachable_and_nothing_else_answered(routed: tuple[Netns, Netns, Netns]
                                                        ) -> None:
     outside, host, vm = routed
     uplink_mac = mac_of(host, "up0")
-    guest = vm.popen([sys.executable, "-c", SERVER, "2"], stdout=subprocess.PIPE, text=True)
-    assert guest.stdout is not None and guest.stdout.readline().strip() == "ready"
+    guest = start(vm, [sys.executable, "-c", SERVER, "2"])
     for addr in ("203.0.113.11", "2001:db8::11"):
         seen = outside.run([sys.executable, "-c", CLIENT, addr]).stdout.strip()
         assert seen in ("203.0.113.1", "2001:db8::1")  # the VM saw OUTSIDE's own address
         assert neigh(outside, addr).get("lladdr") == uplink_mac
     guest.wait(timeout=10)
 
-    server = outside.popen([sys.executable, "-c", SERVER, "1"], stdout=subprocess.PIPE,
-                           text=True)
-    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    server = start(outside, [sys.executable, "-c", SERVER, "1"])
     assert vm.run([sys.executable, "-c", CLIENT, "203.0.113.1"]).stdout.strip() == "203.0.113.11"
     server.wait(timeout=10)
 
@@ -157,12 +105,9 @@ def test_routed_vm_reachable_and_nothing_else_answered(routed: tuple[Netns, Netn
     host.run(["ip", "tuntap", "add", "dev", "tapother", "mode", "tap"])
     host.run(["ip", "link", "set", "tapother", "up"])
     host.run(["ip", "route", "add", "203.0.113.99/32", "dev", "tapother"])
-    outside.run([sys.executable, "-c", POKE, "203.0.113.99"])
-    entry = settled(outside, "203.0.113.99")
+    entry = resolve(outside, "203.0.113.99")
     assert "lladdr" not in entry and "FAILED" in entry.get("state", []), entry  # type: ignore[operator]
 
     # control: what proxy_arp=1 on the uplink would have done
     host.sysctl("net.ipv4.conf.up0.proxy_arp", "1")
-    outside.run(["ip", "neigh", "flush", "dev", "eth0"])
-    outside.run([sys.executable, "-c", POKE, "203.0.113.99"])
-    assert settled(outside, "203.0.113.99").get("lladdr") == uplink_mac
+    assert resolve(outside, "203.0.113.99").get("lladdr") == uplink_mac

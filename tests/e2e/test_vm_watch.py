@@ -12,26 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers.netns import Netns, link
-
-CONFIG = '''
-[[vm]]
-name = "web1"
-tap = "tapweb1"
-owner = "nobody"
-mode = "routed"
-uplink = "up0"
-addresses = ["203.0.113.11", "2001:db8::11"]
-'''
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+from tests.helpers.netns import Netns
+from tests.helpers.vm_lab import WEB1, hostnet, vm_host, wait_for
 
 
 def complete(ns: Netns) -> bool:
@@ -45,13 +27,9 @@ def complete(ns: Netns) -> bool:
 
 
 def test_watch_repairs_tap_route_and_proxy(netns: Callable[..., Netns], tmp_path: Path) -> None:
-    outside, ns = netns("vwo"), netns("vwh")
-    link(ns, outside, "203.0.113.2/24", "203.0.113.1/24", name_a="up0", name_b="eth0")
-    cfg = tmp_path / "hostnet.toml"
-    cfg.write_text(CONFIG)
-    common = ["--config", str(cfg), "--netns", ns.name, "--state-dir", str(tmp_path / "s")]
-    up = subprocess.run([sys.executable, "-m", "hostnet", "vm", "up", "web1", *common],
-                        capture_output=True, text=True, timeout=30)
+    lab = vm_host(netns, tmp_path, WEB1, "vwh")
+    ns, common = lab.host, lab.common
+    up = hostnet("vm", "up", "web1", *common, timeout=30)
     assert up.returncode == 0, up.stderr
     log = tmp_path / "watch.log"
     with log.open("w") as out:

@@ -1,8 +1,10 @@
-"""Fill a namespace's conntrack table for real (see FACTS.md: conntrack -R)."""
+"""Fill a namespace's conntrack table for real (see FACTS.md: conntrack -R), and read it back
+(:func:`entries`: ``conntrack -L`` as records, :func:`count`)."""
 
 from __future__ import annotations
 
 import ipaddress
+from typing import TypedDict
 
 from tests.helpers.netns import Netns
 
@@ -66,3 +68,38 @@ def load_assured(ns: Netns, count: int, **kw: object) -> None:
 
 def count(ns: Netns) -> int:
     return int(ns.sysctl("net.netfilter.nf_conntrack_count"))
+
+
+class Entry(TypedDict):
+    """One ``conntrack -L`` line: the original direction's tuple and the reply's (r...)."""
+
+    proto: str
+    src: str
+    dst: str
+    sport: str  # "0" where the protocol has no ports
+    dport: str
+    rsrc: str
+    rdst: str
+    rsport: str
+    rdport: str
+
+
+def entries(ns: Netns, *args: str) -> list[Entry]:
+    """``conntrack -L ARGS`` of ``ns`` (``-p udp --dport 53`` ...), one record a line."""
+    proc = ns.run(["conntrack", "-L", *args], check=False)
+    out: list[Entry] = []
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        kv: dict[str, list[str]] = {}
+        for p in parts:
+            if "=" in p:
+                k, v = p.split("=", 1)
+                kv.setdefault(k, []).append(v)
+        if len(kv.get("src", [])) < 2:
+            continue
+        out.append(Entry(proto=parts[0], src=kv["src"][0], dst=kv["dst"][0],
+                         sport=kv.get("sport", ["0"])[0], dport=kv.get("dport", ["0"])[0],
+                         rsrc=kv["src"][1], rdst=kv["dst"][1],
+                         rsport=kv.get("sport", ["0", "0"])[1],
+                         rdport=kv.get("dport", ["0", "0"])[1]))
+    return out

@@ -32,11 +32,10 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from tests.helpers.netns import Netns
+from tests.helpers.netns import Netns, bridge, ip, namespaces, start, veth
 
 PYTHON = sys.executable
 
@@ -158,38 +157,7 @@ def expect(ns: Netns, asks: Sequence[Ask], timeout: float) -> None:
 def start_service(ns: Netns, *specs: str) -> subprocess.Popen[str]:
     """Start the echo service in ``ns`` (``tcp:443``, ``udp:53`` ...); killed with ``ns``
     (or earlier by the caller, with the process returned)."""
-    proc = ns.popen([PYTHON, "-c", SERVICE, *specs], stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line != "ready":
-        err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
-        raise AssertionError(f"service {specs} in {ns.name} did not start: {line!r} {err}")
-    return proc
-
-
-def veth(a: Netns, b: Netns, name_a: str, name_b: str, addr_a: str | None = None,
-         addr_b: str | None = None) -> None:
-    """A veth pair between two namespaces, both ends up; addresses (CIDR) optional."""
-    tmp_a, tmp_b = f"hla{uuid.uuid4().hex[:6]}", f"hlb{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b],
-                   check=True, capture_output=True)
-    try:
-        subprocess.run(["ip", "link", "set", tmp_a, "netns", a.name, "name", name_a],
-                       check=True, capture_output=True)
-        subprocess.run(["ip", "link", "set", tmp_b, "netns", b.name, "name", name_b],
-                       check=True, capture_output=True)
-    except subprocess.CalledProcessError:
-        subprocess.run(["ip", "link", "del", tmp_a], capture_output=True, check=False)
-        raise
-    for ns, dev, addr in ((a, name_a, addr_a), (b, name_b, addr_b)):
-        if addr:
-            ns.run(["ip", "addr", "add", addr, "dev", dev])
-        ns.run(["ip", "link", "set", dev, "up"])
-
-
-def ip(ns: Netns, *args: str) -> None:
-    ns.run(["ip", *args])
+    return start(ns, [PYTHON, "-c", SERVICE, *specs], stderr=subprocess.PIPE)
 
 
 def sysctl_path(key: str) -> str:
@@ -203,6 +171,12 @@ NEUTRAL = {
     "net.ipv4.conf.all.rp_filter": "0",
     "net.ipv4.conf.default.rp_filter": "0",
 }
+
+
+def _neutral(*namespaces: Netns) -> None:
+    for ns in namespaces:
+        for key, value in NEUTRAL.items():
+            ns.sysctl(key, value)
 
 
 @dataclass
@@ -281,11 +255,9 @@ class ServerLab(Lab):
 @contextlib.contextmanager
 def server_lab() -> Iterator[ServerLab]:
     with contextlib.ExitStack() as stack:
-        srv = stack.enter_context(Netns("srv"))
-        cli = stack.enter_context(Netns("inet"))
+        srv, cli = namespaces(stack, "srv", "inet")
         lab = ServerLab("server", srv, [srv, cli], client=cli)
-        for key, value in NEUTRAL.items():
-            srv.sysctl(key, value)
+        _neutral(srv)
         veth(srv, cli, "eth0", "up0", "192.0.2.10/24", "192.0.2.1/24")
         ip(srv, "route", "add", "default", "via", "192.0.2.1")
         start_service(srv, "tcp:443", "tcp:80", "udp:53")
@@ -324,12 +296,9 @@ class DualHomedLab(Lab):
 @contextlib.contextmanager
 def dual_homed_lab() -> Iterator[DualHomedLab]:
     with contextlib.ExitStack() as stack:
-        srv = stack.enter_context(Netns("srv2"))
-        cli = stack.enter_context(Netns("inet"))
+        srv, cli = namespaces(stack, "srv2", "inet")
         lab = DualHomedLab("server", srv, [srv, cli], client=cli)
-        for key, value in NEUTRAL.items():
-            srv.sysctl(key, value)
-            cli.sysctl(key, value)
+        _neutral(srv, cli)
         veth(srv, cli, "eth0", "upa", "192.0.2.10/24", "192.0.2.1/24")
         veth(srv, cli, "eth1", "upb", "198.51.100.10/24", "198.51.100.1/24")
         # the client: two addresses of its own network; the server routes .100 (and the rest
@@ -380,12 +349,9 @@ class NatRouterLab(Lab):
 @contextlib.contextmanager
 def nat_router_lab() -> Iterator[NatRouterLab]:
     with contextlib.ExitStack() as stack:
-        router = stack.enter_context(Netns("router"))
-        lan = stack.enter_context(Netns("lan"))
-        inet = stack.enter_context(Netns("inet"))
+        router, lan, inet = namespaces(stack, "router", "lan", "inet")
         lab = NatRouterLab("nat-router", router, [router, lan, inet], lan=lan, internet=inet)
-        for key, value in NEUTRAL.items():
-            router.sysctl(key, value)
+        _neutral(router)
         veth(router, lan, "lan0", "eth0", "198.51.100.1/24", "198.51.100.10/24")
         veth(router, inet, "wan0", "eth0", "203.0.113.1/24", "203.0.113.100/24")
         ip(lan, "route", "add", "default", "via", "198.51.100.1")
@@ -429,25 +395,17 @@ def vm_host_lab() -> Iterator[VmHostLab]:
     because that is what a VM host's bridge looks like to the doctor. The VMs that do carry
     traffic sit behind veth pairs, which behave like a tap whose program is running."""
     with contextlib.ExitStack() as stack:
-        host = stack.enter_context(Netns("vmhost"))
-        inet = stack.enter_context(Netns("inet"))
-        bridged = stack.enter_context(Netns("vm1"))
-        routed = stack.enter_context(Netns("vm2"))
+        host, inet, bridged, routed = namespaces(stack, "vmhost", "inet", "vm1", "vm2")
         lab = VmHostLab("vm-host", host, [host, inet, bridged, routed], internet=inet,
                         bridged=bridged, routed=routed)
-        for key, value in NEUTRAL.items():
-            host.sysctl(key, value)
+        _neutral(host)
         veth(host, inet, "eth0", "eth0", "203.0.113.1/24", "203.0.113.100/24")
         ip(inet, "route", "add", "192.0.2.0/24", "via", "203.0.113.1")
         # the bridge: a tap (no process: NO-CARRIER) and a veth to a bridged VM
-        ip(host, "link", "add", "br0", "type", "bridge")
-        ip(host, "addr", "add", "192.0.2.1/24", "dev", "br0")
-        ip(host, "link", "set", "br0", "up")
         ip(host, "tuntap", "add", "dev", "tap0", "mode", "tap")
-        ip(host, "link", "set", "tap0", "master", "br0")
-        ip(host, "link", "set", "tap0", "up")
         veth(host, bridged, "vnet0", "eth0", None, "192.0.2.10/24")
-        ip(host, "link", "set", "vnet0", "master", "br0")
+        bridge(host, "br0", "tap0", "vnet0", addr="192.0.2.1/24")
+        ip(host, "link", "set", "tap0", "up")
         ip(bridged, "route", "add", "default", "via", "192.0.2.1")
         # the routed VM: its /32 on a veth, no address on the host side
         veth(host, routed, "vmr0", "eth0", None, "203.0.113.50/32")

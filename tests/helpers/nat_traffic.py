@@ -1,13 +1,10 @@
-"""The traffic every NAT router test expects through ``CONFIG`` (tests/e2e/test_nat_topology),
+"""The traffic every NAT router test expects through ``CONFIG`` (tests/helpers/nat_lab.py),
 whoever loaded the table: the compiler test, ``hostnet apply``."""
 
 from __future__ import annotations
 
-from tests.e2e.test_nat_topology import Topology, conntrack_entries
-
-
-def p(pid: str, proto: str, src: str, dst: str, dport: int) -> dict[str, object]:
-    return {"id": pid, "proto": proto, "src": src, "dst": dst, "dport": dport}
+from tests.helpers.nat_lab import Topology, conntrack_entries
+from tests.helpers.nat_lab import probe as p
 
 
 def assert_nat_traffic(topo: Topology) -> None:

@@ -26,14 +26,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import fixes
+from tests.helpers import fixes, proofs
 from tests.helpers.labs import (
     DualHomedLab,
     Lab,
@@ -58,7 +57,7 @@ from tests.helpers.probes import (
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")
 
-HOSTNET = Path(sys.executable).with_name("hostnet")  # the worktree's installed command
+HOSTNET = proofs.HOSTNET
 
 
 @pytest.fixture(scope="module")
@@ -118,39 +117,13 @@ def vmhost(_vmhost: VmHostLab) -> Iterator[Lab]:
 
 
 def doctor(lab: Lab, state: Path) -> list[dict[str, Any]]:
-    assert HOSTNET.exists(), f"{HOSTNET} is missing: run the tests from the venv (make venv)"
-    proc = subprocess.run(
-        [str(HOSTNET), "doctor", "--netns", lab.host.name, "--role", lab.role,
-         "--format", "json", "--state-dir", str(state)],
-        capture_output=True, text=True, timeout=120, check=False, cwd="/")
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-    doc = json.loads(proc.stdout)
-    assert doc["namespace"] == lab.host.name and doc["role"] == lab.role
-    findings: list[dict[str, Any]] = doc["findings"]
-    return findings
+    return proofs.doctor(lab, "--state-dir", str(state))
 
 
 def prove(lab: Lab, state: Path, code: str, problem: dict[str, str],
           key: str | None = None) -> list[str]:
-    """Make ``problem`` real, see ``code`` (for ``key``), apply its suggestion, see it gone and
-    the role's traffic flow. Returns the suggestions applied."""
-    for k, v in problem.items():
-        lab.set(k, v)
-
-    def matching(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [f for f in findings if f["code"] == code and (key is None or f["key"] == key)]
-
-    found = matching(doctor(lab, state))
-    assert found, f"{code} not reported after {problem}"
-    applied = []
-    for finding in found:
-        assert finding["suggestion"], f"{code} proposes no fix: {finding}"
-        fixes.apply(lab.host, finding["suggestion"], before_write=lab.remember)
-        applied.append(finding["suggestion"])
-    left = matching(doctor(lab, state))
-    assert not left, f"{code} still reported after applying {applied}: {left}"
-    lab.check()
-    return applied
+    """:func:`tests.helpers.proofs.prove` with the doctor's state directory."""
+    return proofs.prove(lab, ["--state-dir", str(state)], code, problem, key)
 
 
 # -- server -----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from hostnet.host.root import Root
 from hostnet.knowledge.catalogue import load as load_catalogue
 from hostnet.knowledge.roles import load as load_role
 from hostnet.observe.host import Want, observe
+from tests.helpers import conntrack as ct
 from tests.helpers.conntrack import enable_tracking, load_lines
 from tests.helpers.netns import Netns, link
 
@@ -142,15 +143,6 @@ def composition_findings(ns: Netns, role: str) -> list[Finding]:
     return list(check_composition(subject))
 
 
-def entries_count(ns: Netns) -> int:
-    return int(ns.sysctl("net.netfilter.nf_conntrack_count"))
-
-
-def entries(ns: Netns, *args: str) -> int:
-    out = ns.run(["conntrack", "-L", *args], check=False).stdout
-    return sum(1 for line in out.splitlines() if "src=" in line)
-
-
 def test_CT110_no_notrack_on_a_nat_router_full_of_lan_dns(netns: Factory) -> None:
     lan, router, inet = netns("ct-lan"), netns("ct-rtr"), netns("ct-inet")
     link(lan, router, "192.0.2.10/24", "192.0.2.1/24", name_a="eth0", name_b="lan0")
@@ -161,7 +153,7 @@ def test_CT110_no_notrack_on_a_nat_router_full_of_lan_dns(netns: Factory) -> Non
     start(inet, RESPONDER)
     wait_for_dns(lan, "198.51.100.53")
     assert py(lan, QUERIES, "198.51.100.53", "300") == "300"
-    assert entries(router, "-p", "udp", "--dport", "53") >= 250  # ports may repeat
+    assert len(ct.entries(router, "-p", "udp", "--dport", "53")) >= 250  # ports may repeat
     found = composition_findings(router, "nat-router")
     assert "CT110" not in {f.code for f in found}
     # the LAN's DNS still flows through the router (nothing was applied)
@@ -191,7 +183,7 @@ def test_CT110_doctor_on_a_full_nat_router_proposes_no_notrack(netns: Factory,
                      f"--reply-src {upstream} --reply-dst 198.51.100.1 --reply-port-src 53 "
                      f"--reply-port-dst {mapped} -u SEEN_REPLY -t 120")
     load_lines(router, "\n".join(lines) + "\n")
-    assert entries_count(router) >= want * 0.95
+    assert ct.count(router) >= want * 0.95
     proc = subprocess.run(
         [sys.executable, "-m", "hostnet", "doctor", "--netns", router.name, "--format", "json",
          "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
@@ -219,7 +211,7 @@ def test_CT110_notrack_proposed_for_a_dns_server_works(netns: Factory) -> None:
     server.run(["nft", "-f", "-"], input=snippet)
     server.run(["conntrack", "-F"], check=False)
     assert py(client, QUERIES, "203.0.113.10", "200") == "200"  # DNS still answers
-    assert entries(server, "-p", "udp", "--dport", "53") == 0  # and tracks nothing
+    assert len(ct.entries(server, "-p", "udp", "--dport", "53")) == 0  # and tracks nothing
     after = {f.code for f in composition_findings(server, "server")}
     assert "CT110" not in after
 
@@ -249,7 +241,7 @@ def test_CT109_flood_limit_spares_established_clients(netns: Factory) -> None:
 
     assert clients_work() == (120, True)
     py(attacker, FLOOD, "203.0.113.10", "400")
-    assert entries(server, "-s", "203.0.113.66") >= 350
+    assert len(ct.entries(server, "-s", "203.0.113.66")) >= 350
     before = {f.code: f for f in composition_findings(server, "server")}
     flood = before["CT109"]
     assert flood.evidence["flooding"] == ["203.0.113.66"]
@@ -260,7 +252,7 @@ def test_CT109_flood_limit_spares_established_clients(netns: Factory) -> None:
     assert clients_work() == (120, True)  # established and new client connections work
     server.run(["conntrack", "-D", "-s", "203.0.113.66"], check=False)
     py(attacker, FLOOD, "203.0.113.10", "400")
-    grown = entries(server, "-s", "203.0.113.66")
+    grown = len(ct.entries(server, "-s", "203.0.113.66"))
     print("flood entries after the fix:", grown)
     assert grown < 60, grown  # at most the per-source rate (100/s) for the burst's duration
     assert clients_work() == (120, True)

@@ -36,7 +36,7 @@ from tests.helpers.labs import (
     server_lab,
     vm_host_lab,
 )
-from tests.helpers.netns import LIVE, Netns
+from tests.helpers.netns import LIVE, VETH_TMP, Netns
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")
 
@@ -179,4 +179,4 @@ def test_a_lab_that_fails_half_built_leaves_nothing(
     # no veth end was left behind in the initial namespace (read only: 'ip -o link show')
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
                            check=True).stdout
-    assert not [w for w in links.split() if w.startswith(("hla", "hlb"))], links
+    assert not [w for w in links.split() if w.startswith(VETH_TMP)], links

@@ -14,19 +14,19 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import fixes
+from tests.helpers import proofs
 from tests.helpers.labs import Lab, VmHostLab, request, vm_host_lab
+from tests.helpers.vm_lab import resolve
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")
 
-HOSTNET = Path(sys.executable).with_name("hostnet")
+HOSTNET = proofs.HOSTNET
 CONFIG = '''
 [[vm]]
 name = "vm2"
@@ -60,27 +60,11 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def doctor(lab: Lab, config: Path) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [str(HOSTNET), "doctor", "--netns", lab.host.name, "--role", lab.role, "--config",
-         str(config), "--format", "json", "--no-composition"],
-        capture_output=True, text=True, timeout=120, check=False, cwd="/")
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-    findings: list[dict[str, Any]] = json.loads(proc.stdout)["findings"]
-    return findings
+    return proofs.doctor(lab, "--config", str(config), "--no-composition")
 
 
 def prove(lab: Lab, config: Path, code: str) -> list[str]:
-    found = [f for f in doctor(lab, config) if f["code"] == code]
-    assert found, f"{code} not reported"
-    applied = []
-    for finding in found:
-        assert finding["suggestion"], f"{code} proposes no fix: {finding}"
-        fixes.apply(lab.host, finding["suggestion"], before_write=lab.remember)
-        applied.append(finding["suggestion"])
-    left = [f for f in doctor(lab, config) if f["code"] == code]
-    assert not left, f"{code} still reported after applying {applied}: {left}"
-    lab.check()
-    return applied
+    return proofs.prove(lab, ["--config", str(config), "--no-composition"], code)
 
 
 def test_healthy_vm_host_has_no_vm_findings(vmhost: VmHostLab, config: Path) -> None:
@@ -93,10 +77,7 @@ def _arp_answered(lab: VmHostLab, address: str) -> bool:
     assert inet is not None
     inet.run(["ip", "route", "replace", f"{address}/32", "dev", "eth0"])
     try:
-        inet.run(["ip", "neigh", "flush", "to", address], check=False)
-        request(inet, "tcp", address, 9, timeout=2.0)  # any packet makes inet ask ARP
-        shown = inet.run(["ip", "neigh", "show", "to", address, "dev", "eth0"]).stdout
-        return "lladdr" in shown
+        return "lladdr" in resolve(inet, address, timeout=3.5)
     finally:
         inet.run(["ip", "route", "del", f"{address}/32", "dev", "eth0"])
         inet.run(["ip", "neigh", "flush", "to", address], check=False)

@@ -20,7 +20,8 @@ from hostnet.errors import HostnetError
 from hostnet.observe.links import read_snapshot
 from hostnet.state.links import apply_steps, vm_down, vm_up
 from hostnet.vm.steps import AddAddress, AddRoute
-from tests.helpers.netns import Netns, link
+from tests.helpers.netns import Netns
+from tests.helpers.vm_lab import vm_host
 
 NOBODY, NOGROUP = 65534, 65534
 CONFIG = '''
@@ -65,13 +66,8 @@ QEMU_SQ = str(0x0002 | 0x1000 | 0x4000)
 
 @pytest.fixture
 def host(netns: Callable[..., Netns], tmp_path: Path) -> Iterator[tuple[Netns, Path]]:
-    outside, ns = netns("vmout"), netns("vmhost")
-    link(ns, outside, "203.0.113.2/24", "203.0.113.1/24", name_a="up0", name_b="eth0")
-    subprocess.run(["ip", "-n", ns.name, "addr", "add", "2001:db8::2/64", "dev", "up0",
-                    "nodad"], check=True)
-    cfg = tmp_path / "hostnet.toml"
-    cfg.write_text(CONFIG)
-    yield ns, cfg
+    lab = vm_host(netns, tmp_path, CONFIG, "vmhost", ipv6=True)
+    yield lab.host, lab.config
 
 
 def tap_json(ns: Netns, name: str = "tapweb1") -> dict:

@@ -11,14 +11,14 @@ import socket
 from collections.abc import Callable
 
 from hostnet.observe.links import open_event_socket, read_proxies, read_snapshot, read_tun_node
-from tests.helpers.netns import Netns, link
+from tests.helpers.netns import Netns
+from tests.helpers.vm_lab import uplinked
 
 ip = ipaddress.ip_address
 
 
 def test_reader_matches_iproute2(netns: Callable[..., Netns]) -> None:
-    ns, peer = netns("rd"), netns("rdp")
-    link(ns, peer, "203.0.113.2/24", "203.0.113.1/24", name_a="up0", name_b="eth0")
+    ns, _ = uplinked(netns, "rd")
     for argv in (["ip", "tuntap", "add", "dev", "tapa", "mode", "tap", "user", "nobody",
                   "group", "nogroup", "vnet_hdr", "multi_queue"],
                  ["ip", "tuntap", "add", "dev", "tunb", "mode", "tun", "pi"],

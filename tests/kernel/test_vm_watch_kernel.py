@@ -11,7 +11,8 @@ from pathlib import Path
 from hostnet.config.vm import load_vms
 from hostnet.observe.links import open_event_socket
 from hostnet.service.vm_watch import Watcher, WatchOptions
-from tests.helpers.netns import Netns, link
+from tests.helpers.netns import Netns
+from tests.helpers.vm_lab import vm_host
 
 
 def test_enobufs_is_reported(netns: Callable[..., Netns]) -> None:
@@ -44,11 +45,9 @@ addresses = ["203.0.113.11"]
 
 def test_reconcile_waits_for_or_creates_the_tap(netns: Callable[..., Netns],
                                                 tmp_path: Path) -> None:
-    ns, peer = netns("wr"), netns("wrp")
-    link(ns, peer, "203.0.113.2/24", "203.0.113.1/24", name_a="up0", name_b="eth0")
-    cfg = tmp_path / "h.toml"
-    cfg.write_text(CONFIG)
-    vms = load_vms(cfg)
+    lab = vm_host(netns, tmp_path, CONFIG, "wr")
+    ns = lab.host
+    vms = load_vms(lab.config)
     waiting = Watcher(vms, WatchOptions(netns=ns.name, state_dir=str(tmp_path / "s")))
     creating = Watcher(vms, WatchOptions(netns=ns.name, state_dir=str(tmp_path / "s"),
                                          create_taps=True))

@@ -1,4 +1,4 @@
-"""NAT router topology for the e2e tests (no tests here).
+"""The NAT router topology of the NAT e2e tests (tests/e2e/test_nat_*.py).
 
     inet (203.0.113.254/24 + client /32s, internet server)
       | wan0 203.0.113.1/24
@@ -9,24 +9,29 @@
 
 An agent (one python process per namespace) sends many probes at once and servers log what
 they saw (local address and port, peer address, probe id), so a thousand probes take seconds.
+:func:`probe` builds one probe, :meth:`Topology.probe_all` sends them, :meth:`Topology.seen`
+says what the servers saw, :func:`conntrack_entries` what the router's conntrack table holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.netns import Netns
+from tests.helpers.conntrack import entries as conntrack_entries
+from tests.helpers.netns import Netns, bridge, ip, ip_batch, namespaces, start, veth
+
+__all__ = ["CONFIG", "INET_SOURCES", "LAN_SOURCES", "Topology", "conntrack_entries", "probe",
+           "topology", "write_config"]
 
 CONFIG = """\
 [nat]
@@ -167,17 +172,9 @@ else:
 '''
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
-
-
-def _veth(a: Netns, name_a: str, b: Netns, name_b: str) -> None:
-    ta, tb = f"hna{uuid.uuid4().hex[:6]}", f"hnb{uuid.uuid4().hex[:6]}"
-    _ip("link", "add", ta, "type", "veth", "peer", "name", tb)
-    _ip("link", "set", ta, "netns", a.name, "name", name_a)
-    _ip("link", "set", tb, "netns", b.name, "name", name_b)
-    for ns, dev in ((a, name_a), (b, name_b)):
-        _ip("-n", ns.name, "link", "set", dev, "up")
+def probe(pid: str, proto: str, src: str, dst: str, dport: int) -> dict[str, Any]:
+    """One probe for :meth:`Topology.probe_all`: ``proto`` from ``src`` to ``dst:dport``."""
+    return {"id": pid, "proto": proto, "src": src, "dst": dst, "dport": dport}
 
 
 @dataclass
@@ -194,28 +191,26 @@ class Topology:
         return ns
 
     def probe(self, name: str, probes: list[dict[str, Any]], wait: float = 2.5) -> dict[str, Any]:
-        proc = self.ns(name).run([sys.executable, "-c", AGENT, "probe", str(wait)],
-                                 input=json.dumps(probes), timeout=120)
-        out: dict[str, Any] = json.loads(proc.stdout)
-        return out
+        return self.probe_all({name: probes}, wait)
 
     def probe_all(self, by_ns: dict[str, list[dict[str, Any]]], wait: float = 2.5) \
             -> dict[str, Any]:
         """Run the probes of every namespace at the same time; results by probe id."""
-        procs = {}
+        procs: dict[str, subprocess.Popen[str]] = {}
         for name, probes in by_ns.items():
             if probes:
-                procs[name] = self.ns(name).popen(
+                proc = procs[name] = self.ns(name).popen(
                     [sys.executable, "-c", AGENT, "probe", str(wait)], stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE, text=True)
-                assert procs[name].stdin is not None
-                procs[name].stdin.write(json.dumps(probes))
-                procs[name].stdin.close()
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps(probes))
+                proc.stdin.close()
         results: dict[str, Any] = {}
-        for proc in procs.values():
+        for name, proc in procs.items():
             assert proc.stdout is not None
-            results.update(json.loads(proc.stdout.read()))
-            proc.wait(timeout=60)
+            out = proc.stdout.read()
+            assert proc.wait(timeout=60) == 0, f"probe agent in {name} failed: {out!r}"
+            results.update(json.loads(out))
         return results
 
     def seen(self) -> dict[str, dict[str, str]]:
@@ -235,75 +230,37 @@ class Topology:
 
 def _serve(ns: Netns, ports: list[tuple[str, int]], log: Path) -> None:
     log.touch()
-    proc = ns.popen([sys.executable, "-c", AGENT, "serve", json.dumps(ports), str(log)],
-                    stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
+    start(ns, [sys.executable, "-c", AGENT, "serve", json.dumps(ports), str(log)])
 
 
-@contextmanager
+@contextlib.contextmanager
 def topology(route_public: bool = True) -> Iterator[Topology]:
-    made: list[Netns] = []
-    tmp = tempfile.TemporaryDirectory(prefix="hn-nat-")
-    try:
-        for tag in ("rtr", "inet", "srv", "lanc", "sw"):
-            made.append(Netns(f"nat-{tag}").__enter__())
-        router, inet, srv, lanc, sw = made
-        _veth(router, "wan0", inet, "veth0")
-        _ip("-n", sw.name, "link", "add", "br0", "type", "bridge")
-        _ip("-n", sw.name, "link", "set", "br0", "up")
-        for ns, port in ((router, "p-rtr"), (srv, "p-srv"), (lanc, "p-lanc")):
-            _veth(ns, "lan0" if ns is router else "veth0", sw, port)
-            _ip("-n", sw.name, "link", "set", port, "master", "br0")
-        _ip("-n", router.name, "addr", "add", "203.0.113.1/24", "dev", "wan0")
-        _ip("-n", router.name, "addr", "add", "198.51.100.1/24", "dev", "lan0")
-        _ip("-n", router.name, "route", "add", "default", "via", "203.0.113.254")
+    with contextlib.ExitStack() as stack:
+        router, inet, srv, lanc, sw = namespaces(stack, *(f"nat-{tag}" for tag in (
+            "rtr", "inet", "srv", "lanc", "sw")))
+        logdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hn-nat-")))
+        veth(router, inet, "wan0", "veth0", "203.0.113.1/24", "203.0.113.254/24")
+        for ns, port, addr in ((router, "p-rtr", "198.51.100.1/24"),
+                               (srv, "p-srv", "198.51.100.20/24"),
+                               (lanc, "p-lanc", f"{LAN_SOURCES[0]}/24")):
+            veth(ns, sw, "lan0" if ns is router else "veth0", port, addr)
+        bridge(sw, "br0", "p-rtr", "p-srv", "p-lanc")
+        ip(router, "route", "add", "default", "via", "203.0.113.254")
         router.sysctl("net.ipv4.ip_forward", "1")
-        _ip("-n", inet.name, "addr", "add", "203.0.113.254/24", "dev", "veth0")
-        for a in INET_SOURCES:
-            _ip("-n", inet.name, "addr", "add", f"{a}/32", "dev", "veth0")
-        _ip("-n", inet.name, "route", "add", "198.51.100.0/24", "via", "203.0.113.1")
-        for a in ("198.51.100.20/24", "198.51.100.11/24"):
-            _ip("-n", srv.name, "addr", "add", a, "dev", "veth0")
-        for a in LAN_SOURCES:
-            _ip("-n", lanc.name, "addr", "add", f"{a}/24", "dev", "veth0")
-        for ns in (srv, lanc):
-            _ip("-n", ns.name, "route", "add", "default", "via", "198.51.100.1")
+        ip_batch(inet, [*(f"addr add {a}/32 dev veth0" for a in INET_SOURCES),
+                        "route add 198.51.100.0/24 via 203.0.113.1"])
+        ip_batch(srv, ["addr add 198.51.100.11/24 dev veth0",
+                       "route add default via 198.51.100.1"])
+        ip_batch(lanc, [*(f"addr add {a}/24 dev veth0" for a in LAN_SOURCES[1:]),
+                        "route add default via 198.51.100.1"])
         # 1:1: the proxy neighbour entry answers only for addresses routed elsewhere
-        _ip("-n", router.name, "neigh", "add", "proxy", "203.0.113.11", "dev", "wan0")
+        ip(router, "neigh", "add", "proxy", "203.0.113.11", "dev", "wan0")
         if route_public:
-            _ip("-n", router.name, "route", "add", "203.0.113.11/32", "dev", "lan0")
-        logdir = Path(tmp.name)
+            ip(router, "route", "add", "203.0.113.11/32", "dev", "lan0")
         _serve(srv, SRV_PORTS, logdir / "srv.log")
         _serve(router, ROUTER_PORTS, logdir / "router.log")
         _serve(inet, INET_PORTS, logdir / "inet.log")
         yield Topology(router, inet, srv, lanc, sw, logdir)
-    finally:
-        for ns in reversed(made):
-            ns.close()
-        tmp.cleanup()
-
-
-def conntrack_entries(router: Netns) -> list[dict[str, str]]:
-    """``conntrack -L`` of the router as dicts: proto, src, dst, sport, dport (original) and
-    rsrc, rdst, rsport, rdport (reply)."""
-    proc = router.run(["conntrack", "-L"], check=False)
-    out = []
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        kv: dict[str, list[str]] = {}
-        for p in parts:
-            if "=" in p:
-                k, v = p.split("=", 1)
-                kv.setdefault(k, []).append(v)
-        if len(kv.get("src", [])) < 2:
-            continue
-        out.append({"proto": parts[0], "src": kv["src"][0], "dst": kv["dst"][0],
-                    "sport": kv.get("sport", ["0"])[0], "dport": kv.get("dport", ["0"])[0],
-                    "rsrc": kv["src"][1], "rdst": kv["dst"][1],
-                    "rsport": kv.get("sport", ["0", "0"])[1],
-                    "rdport": kv.get("dport", ["0", "0"])[1]})
-    return out
 
 
 def write_config(text: str = CONFIG) -> str:
