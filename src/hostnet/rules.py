@@ -22,6 +22,7 @@ RULE_MODULES: tuple[str, ...] = (
     "hostnet.checks.tuning",
     "hostnet.checks.ipv6",
     "hostnet.checks.nat",
+    "hostnet.checks.nat_coexist",
     "hostnet.checks.vm",
 )
 

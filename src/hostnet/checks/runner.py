@@ -29,6 +29,7 @@ DEFAULT_MODULES: tuple[str, ...] = (
     "hostnet.checks.hardening",
     "hostnet.checks.tuning",
     "hostnet.checks.nat",
+    "hostnet.checks.nat_coexist",
     "hostnet.checks.ipv6",
     "hostnet.checks.vm",
 )

@@ -47,6 +47,25 @@ class BaseChain:
     rules: int = 0
     #: Verdict statements that appear in the chain's rules (accept, drop, reject, jump ...).
     verdicts: tuple[str, ...] = ()
+    #: Verdicts found in the regular chains its rules jump or go to, followed to any depth
+    #: (docker's FORWARD -> DOCKER-USER, firewalld's filter_FORWARD -> its zone chains).
+    reached: tuple[str, ...] = ()
+    #: NAT statements (dnat, snat, masquerade, redirect) in its rules or the chains it reaches.
+    nat: tuple[str, ...] = ()
+
+    @property
+    def drops(self) -> bool:
+        """A drop or reject rule in the chain or in a chain it reaches."""
+        return bool({"drop", "reject"} & {*self.verdicts, *self.reached})
+
+    @property
+    def can_drop(self) -> bool:
+        """Its policy drops, or a rule in it (or reached from it) drops or rejects."""
+        return self.policy == "drop" or self.drops
+
+    @property
+    def accepts(self) -> bool:
+        return "accept" in self.verdicts or "accept" in self.reached
 
     def describe(self) -> str:
         return (f"{self.family} {self.table} {self.name} (hook {self.hook}, priority "

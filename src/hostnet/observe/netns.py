@@ -8,7 +8,7 @@ few milliseconds.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hostnet.conntrack.stats import (
@@ -41,7 +41,12 @@ from hostnet.observe.parse_net import (
     parse_proc_route,
     parse_snmp_forwarded,
 )
-from hostnet.observe.parse_rules import merge, parse_iptables_save, parse_nft_json
+from hostnet.observe.parse_rules import (
+    made_by_nft,
+    merge,
+    parse_iptables_save,
+    parse_nft_json,
+)
 from hostnet.observe.vm import observe_vm
 
 NOT_DEVICES = frozenset({"all", "default"})
@@ -112,10 +117,20 @@ def _ruleset(root: Root, notes: _Notes) -> Ruleset:
             rules = parse_nft_json(nft)
         except (ValueError, AttributeError, TypeError) as exc:
             notes.add(f"nft -j list ruleset: not the JSON expected ({exc})")
+    legacy_read = False
     if not rules.nat:
         ipt = command(root, reg.IPTABLES)
         if ipt is not None:
-            rules = merge(rules, parse_iptables_save(ipt))
+            got = parse_iptables_save(ipt)
+            if made_by_nft(ipt) and rules.sources:
+                got = replace(got, chains=())  # the same nftables chains nft listed
+            legacy_read = not made_by_nft(ipt)
+            rules = merge(rules, got)
+    if not legacy_read:  # iptables-save is iptables-nft here (or was not read): ask legacy
+        for cmd, family in ((reg.IPTABLES_LEGACY, "ipv4"), (reg.IP6TABLES_LEGACY, "ipv6")):
+            text = command(root, cmd)
+            if text and text.strip():
+                rules = merge(rules, parse_iptables_save(text, family, cmd.argv[0]))
     if not rules.sources:
         notes.add("NAT rules: neither 'nft -j list ruleset' nor 'iptables-save' could be read "
                   "(they need root / CAP_NET_ADMIN, or are not installed)")
@@ -289,9 +304,10 @@ def observe_namespace(root: Root, name: str | None, want: Want, *,
                       inode: int | None = None, created: float | None = None,
                       snapshot_of: str | None = None) -> NetnsState:
     notes = _Notes()
-    # the four commands every run needs, side by side (about 3 ms each when run in turn)
-    root.prefetch([(c.name, list(c.argv)) for c in (reg.NFT_RULESET, reg.IPTABLES, reg.IP_ADDR,
-                                                   reg.IP_ROUTE)])
+    # the commands every run needs, side by side (about 3 ms each when run in turn)
+    root.prefetch([(c.name, list(c.argv)) for c in (
+        reg.NFT_RULESET, reg.IPTABLES, reg.IPTABLES_LEGACY, reg.IP6TABLES_LEGACY, reg.IP_ADDR,
+        reg.IP_ROUTE)])
     sysctl, conf = _sysctls(root, notes)
     ruleset = _ruleset(root, notes)
     ct = _conntrack(root, sysctl, name, want, notes, inode)

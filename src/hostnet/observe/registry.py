@@ -15,6 +15,10 @@ NFT_RULESET = Command("nft-ruleset.json", ("nft", "-j", "list", "ruleset"))
 NFT_RULESET_TEXT = Command("nft-ruleset.txt", ("nft", "list", "ruleset"))
 IPTABLES = Command("iptables-save.txt", ("iptables-save",))
 IP6TABLES = Command("ip6tables-save.txt", ("ip6tables-save",))
+#: iptables-legacy's own tables (x_tables, not nftables): invisible to nft and to
+#: iptables-nft-save, yet their chains still run on the same hooks.
+IPTABLES_LEGACY = Command("iptables-legacy-save.txt", ("iptables-legacy-save",))
+IP6TABLES_LEGACY = Command("ip6tables-legacy-save.txt", ("ip6tables-legacy-save",))
 IP_ADDR = Command("ip-addr.json", ("ip", "-j", "-d", "addr", "show"), legacy=("ip-link.json",))
 IP_ROUTE = Command("ip-route.json", ("ip", "-j", "route", "show", "table", "all"))
 CONNTRACK_S = Command("conntrack-S", ("conntrack", "-S"))
@@ -24,7 +28,8 @@ JOURNAL = Command("journalctl-k", ("journalctl", "-k", "-o", "short-iso", "--no-
 
 #: Commands run per namespace (network state).
 NETNS_COMMANDS: tuple[Command, ...] = (NFT_RULESET, NFT_RULESET_TEXT, IPTABLES, IP6TABLES,
-                                       IP_ADDR, IP_ROUTE, CONNTRACK_S)
+                                       IPTABLES_LEGACY, IP6TABLES_LEGACY, IP_ADDR, IP_ROUTE,
+                                       CONNTRACK_S)
 #: Commands about the whole host (kernel log).
 HOST_COMMANDS: tuple[Command, ...] = (DMESG, JOURNAL)
 

@@ -61,7 +61,7 @@ def _evidence(f: Finding) -> str:
         if k in ("namespace", "sizing_steps", "composition", "examples"):
             continue
         if isinstance(v, list) and v and isinstance(v[0], dict):
-            v = ", ".join(str(d.get("interface", "?")) for d in v)
+            v = ", ".join(str(d.get("interface", d.get("chain", "?"))) for d in v)
         parts.append(f"{k}={v}")
     text = ", ".join(parts)
     return text if len(text) <= 600 else text[:597] + "..."
