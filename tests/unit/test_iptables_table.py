@@ -12,7 +12,7 @@ import pytest
 
 from hostnet.config.nat import parse_nat
 from hostnet.errors import CommandError, UsageError
-from hostnet.nat.iptables import CHAINS, JUMPS
+from hostnet.nat.iptables import CHAINS, JUMPS, render, split_documents
 from hostnet.state import iptables_table as it
 from hostnet.state.ipt_step import LoadIptables, differences, documents, iptables_steps
 from hostnet.state.steps import KINDS
@@ -20,8 +20,7 @@ from tests.e2e.test_nat_topology import CONFIG
 
 FIX = Path(__file__).parent.parent / "fixtures" / "iptables"
 CFG = parse_nat(CONFIG.replace('"nftables"', '"iptables"')).config
-DOC = documents(CFG)["ipv4"]
-assert DOC is not None
+DOC = split_documents(render(CFG))[0]
 
 
 def dumps(name: str) -> dict[str, it.TableDump]:
@@ -179,3 +178,16 @@ def test_planner_removes_ipv6_chains_the_config_no_longer_has() -> None:
     empty6 = it.Snapshot("ipv6", ("nat",))
     assert iptables_steps(CFG, None, "r", {"ipv4": loaded, "ipv6": empty6},
                           {"ipv4": loaded.chains}) == []
+
+
+def test_documents_split_by_family() -> None:
+    assert documents(CFG) == {"ipv4": DOC, "ipv6": None}
+    v6 = parse_nat(CONFIG.replace('"nftables"', '"iptables"').replace(
+        'to = "198.51.100.20:15000"', 'to = "[2001:db8:2::20]:15000"').replace(
+        'allow = ["203.0.113.50", "192.0.2.0/28", "198.51.100.32/30"]\nhairpin = true\n\n'
+        '[[nat.forward]]\nin = "wan0"\nproto = "tcp"\nport = "8000',
+        'allow = ["2001:db8:9::/48"]\n\n[[nat.forward]]\nin = "wan0"\nproto = "tcp"\n'
+        'port = "8000', 1)).config
+    docs = documents(v6)
+    assert docs["ipv6"] is not None and "[2001:db8:2::20]:15000" in docs["ipv6"]
+    assert "2001:db8" not in (docs["ipv4"] or "")
