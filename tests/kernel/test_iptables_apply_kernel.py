@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,10 +95,11 @@ class Lab:
         with entered(self.ns.name):
             return [u for r in reversed(records) for u in undo_record(r, self.io, force)]
 
-    def exact(self, before: str, family: str = "ipv4") -> None:
-        """iptables-save as ``before``; legacy keeps a table the kernel instantiated (empty)."""
+    def exact(self, before: str, family: str = "ipv4", *, tables_stay: bool = False) -> None:
+        """iptables-save as ``before``; legacy keeps a table the kernel instantiated (empty),
+        and so does a removal (``tables_stay``) with either variant."""
         now = self.save(family)
-        if self.variant != "legacy":
+        if self.variant != "legacy" and not tables_stay:
             assert now == before
             return
         old, new = it.parse_save(before), self.tables(family)
@@ -246,3 +248,58 @@ def test_a_table_block_commits_whole_or_not_at_all(lab: Lab) -> None:
                       check=False)
     assert proc.returncode != 0
     assert lab.save() == before
+
+
+def test_through_the_transaction_journal_failure_and_rollback(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps in a real transaction: the journal (JSON on disk) holds all undo needs; a
+    failure injected after the IPv6 step puts both families back; a good apply followed by
+    'rollback' from the journal alone does too."""
+    from hostnet.errors import ApplyFailed
+    from hostnet.state.journal import Journal
+    from hostnet.state.plan import Plan
+    from hostnet.state.rollback import rollback
+    from hostnet.state.transaction import apply
+
+    lab.user_rules()
+    lab.user_rules("ipv6")
+    before4, before6 = lab.save(), lab.save("ipv6")
+    state = tmp_path / "state"
+    with entered(lab.ns.name):
+        steps = read_iptables_steps(cfg(V6), lab.ns.name, "test", variant=lab.variant)
+        plan = Plan(tuple(sorted(steps, key=lambda s: s.sort_key())), netns=lab.ns.name)
+        monkeypatch.setenv("HOSTNET_TEST_FAIL_AT_STEP", "2")
+        with pytest.raises(ApplyFailed, match="nothing is left half-applied"):
+            apply(lambda: plan, lab.io, state_dir=state, netns=lab.ns.name, config="t")
+        monkeypatch.delenv("HOSTNET_TEST_FAIL_AT_STEP")
+    lab.exact(before4)
+    lab.exact(before6, "ipv6")
+    with entered(lab.ns.name):
+        done = apply(lambda: plan, lab.io, state_dir=state, netns=lab.ns.name, config="t")
+    assert done.generation is not None and done.generation.status == "applied"
+    assert lab.plan(cfg(V6)) == []
+    with entered(lab.ns.name):
+        back = rollback(Journal(state, lab.ns.name), lab.io, None, force=False)
+    assert [u.outcome for u in back.undone] == [Outcome.RESTORED, Outcome.RESTORED]
+    lab.exact(before4)
+    lab.exact(before6, "ipv6")
+
+
+def test_removal_when_the_backend_is_no_longer_iptables(lab: Lab) -> None:
+    from hostnet.state.ipt_step import read_removal_steps
+
+    lab.user_rules()
+    before = lab.save()
+    records = lab.apply(lab.plan(cfg()))
+    with entered(lab.ns.name):
+        steps = read_removal_steps(lab.ns.name, "backend = nftables", variant=lab.variant)
+    assert [(s.family, s.document) for s in steps if isinstance(s, LoadIptables)] == [
+        ("ipv4", None)]
+    removal = lab.apply(steps)
+    lab.exact(before, tables_stay=True)  # the raw table the load made stays, empty
+    with entered(lab.ns.name):
+        assert read_removal_steps(lab.ns.name, "again", variant=lab.variant) == []
+    assert [u.outcome for u in lab.undo(removal)] == [Outcome.RESTORED]
+    assert lab.plan(cfg()) == []
+    assert [u.outcome for u in lab.undo(records)] == [Outcome.RESTORED]
+    lab.exact(before)

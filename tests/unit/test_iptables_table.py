@@ -14,7 +14,13 @@ from hostnet.config.nat import parse_nat
 from hostnet.errors import CommandError, UsageError
 from hostnet.nat.iptables import CHAINS, JUMPS, render, split_documents
 from hostnet.state import iptables_table as it
-from hostnet.state.ipt_step import LoadIptables, differences, documents, iptables_steps
+from hostnet.state.ipt_step import (
+    LoadIptables,
+    differences,
+    documents,
+    iptables_steps,
+    removal_steps,
+)
 from hostnet.state.steps import KINDS
 from tests.e2e.test_nat_topology import CONFIG
 
@@ -191,3 +197,11 @@ def test_documents_split_by_family() -> None:
     docs = documents(v6)
     assert docs["ipv6"] is not None and "[2001:db8:2::20]:15000" in docs["ipv6"]
     assert "2001:db8" not in (docs["ipv4"] or "")
+
+
+def test_removal_steps_for_families_that_show_hostnet_state() -> None:
+    loaded, user = snap("nft-loaded"), snap("nft-user")
+    steps = removal_steps("ns", "backend is nftables now", {"ipv4": loaded, "ipv6": user})
+    assert [(s.family, s.document, s.reason) for s in steps if isinstance(s, LoadIptables)] \
+        == [("ipv4", None, "backend is nftables now")]
+    assert removal_steps(None, "r", {"ipv4": user, "ipv6": None}) == []

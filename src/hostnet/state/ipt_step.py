@@ -4,7 +4,9 @@ One :class:`LoadIptables` step per family (``iptables`` for IPv4, ``ip6tables`` 
 loads the compiled document (:func:`hostnet.nat.iptables.render`, split by
 :func:`~hostnet.nat.iptables.split_documents`) through :mod:`hostnet.state.iptables_table`.
 A family without a document whose host still shows HOSTNET-* chains or jumps (IPv6 entries
-removed from the config) gets a step that removes them (``document`` None).
+removed from the config) gets a step that removes them (``document`` None), and
+:func:`removal_steps` makes such steps for every family (a backend other than iptables). A
+removal leaves the tables themselves (empty built-in chains); undo puts the chains back.
 
 Read-back: iptables-save prints a rule in its own order of matches and quoting, so the
 document's lines cannot be compared with it as text. The planner loads the document once in
@@ -155,15 +157,37 @@ def iptables_steps(cfg: NatConfig, netns: str | None, reason: str,
     for family, doc in documents(cfg).items():
         snap = current.get(family)
         if doc is None:
-            if snap is not None and not snap.empty:
-                steps.append(LoadIptables(netns, family, None, f"{reason} (nothing for "
-                                          f"{family} in the config any more)", (), variant))
+            steps += removal_steps(netns, f"{reason} (nothing for {family} in the config "
+                                   "any more)", {family: snap}, variant)
             continue
         want = expected[family]
         if snap is not None and snap.shows(want, True):
             continue
         steps.append(LoadIptables(netns, family, doc, reason, want, variant))
     return steps
+
+
+def removal_steps(netns: str | None, reason: str, current: Mapping[str, it.Snapshot | None],
+                  variant: str = "") -> list[Step]:
+    """A step removing hostnet's chains and jumps for each family of ``current`` that shows
+    any (pure); e.g. when the config's backend is no longer iptables."""
+    return [LoadIptables(netns, family, None, reason, (), variant)
+            for family, snap in current.items() if snap is not None and not snap.empty]
+
+
+def _read_optional(family: str, variant: str) -> it.Snapshot | None:
+    try:
+        return it.read_snapshot(family, None, variant)
+    except CommandError:  # no ip6tables (or iptables) here: nothing of ours can be there
+        return None
+
+
+def read_removal_steps(netns: str | None, reason: str, *,
+                       variant: str | None = None) -> list[Step]:
+    """:func:`removal_steps` on what the namespace the process is in shows now."""
+    chosen = it.tool("ipv4", variant).variant
+    return removal_steps(netns, reason, {f: _read_optional(f, chosen) for f in it.FAMILIES},
+                         chosen)
 
 
 def read_iptables_steps(cfg: NatConfig, netns: str | None, reason: str, *,
@@ -176,10 +200,7 @@ def read_iptables_steps(cfg: NatConfig, netns: str | None, reason: str, *,
     expected: dict[str, tuple[it.Chain, ...]] = {}
     for family, doc in documents(cfg).items():
         if doc is None:
-            try:
-                current[family] = it.read_snapshot(family, None, chosen)
-            except CommandError:  # no ip6tables here: nothing of ours can be there either
-                current[family] = None
+            current[family] = _read_optional(family, chosen)
             continue
         expected[family] = it.canonical(doc, family, chosen)
         current[family] = it.read_snapshot(family, None, chosen)
