@@ -185,3 +185,29 @@ def test_a_failure_at_any_step_leaves_the_router_as_it_was(topo: Topology, tmp_p
             plan = hostnet("rollback", *state, "--yes", "--unconfirmed")
             assert plan.returncode == 0, plan.stdout + plan.stderr
         assert _router_state(topo) == before, (n, proc.stdout, proc.stderr)
+
+
+def test_iptables_backend_through_apply_and_rollback(topo: Topology, tmp_path: Path) -> None:
+    cfg = tmp_path / "hostnet.toml"
+    cfg.write_text(CONFIG.replace('backend = "nftables"', 'backend = "iptables"'))
+    state = ["--netns", topo.router.name, "--state-dir", str(tmp_path / "state")]
+    common = ["--config", str(cfg), *state]
+
+    def saved() -> str:
+        out = topo.router.run(["iptables-save"]).stdout
+        return "\n".join(x for x in out.splitlines() if not x.startswith("#"))
+
+    before, state_before = saved(), _router_state(topo)
+    applied = hostnet("apply", *common, "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "iptables: load" in applied.stdout and "table inet hostnet" not in applied.stdout
+    assert "-j HOSTNET-DNAT" in saved()
+    topo.clear_logs()
+    res = topo.probe("inet", [p("ok", "tcp", "203.0.113.50", "203.0.113.1", 3389),
+                              p("no", "tcp", "203.0.113.51", "203.0.113.1", 3389)], wait=2.0)
+    assert res["ok"]["result"] == "ok" and res["no"]["result"] == "timeout", res
+    assert "no" not in topo.seen()
+    assert "Nothing to do" in hostnet("apply", *common, "--yes").stdout
+    back = hostnet("rollback", *state, "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert saved() == before and _router_state(topo) == state_before

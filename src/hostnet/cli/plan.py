@@ -64,6 +64,12 @@ def render_text(plan: Any, where: str) -> str:
             lines.append(f"  vm {c['vm'] or 'host'}: {c['text']}  [{effect}]  {c['reason']}")
         elif c["kind"] == "nat-link":
             lines.append(f"  {c['vm']}: {c['text']}  [{effect}]  {c['reason']}")
+        elif c["kind"] == "iptables-nat":
+            tool = "ip6tables" if c["family"] == "ipv6" else "iptables"
+            rules = sum(c["chains"].values())
+            what = "remove HOSTNET-* chains" if c["remove"] else (
+                f"load {rules} rule(s) in {len(c['chains'])} HOSTNET-* chains")
+            lines.append(f"  {tool}: {what}  [{effect}]  {c['reason']}")
         elif c["kind"] == "nft-table":
             what = {"remove": "remove", "create": "create", "replace": "replace"}[c["action"]]
             ports = "" if c["action"] == "remove" else f" ({c['forwards']} forwarded port(s))"

@@ -157,6 +157,8 @@ def history(netns: str | None, state_dir: str | None, fmt: str) -> int:
         for c in e["changes"]:
             if c["kind"] == "sysctl":
                 what = f"{c['key']}: {norm(c['old'])} -> {norm(c['new'])}"
+            elif c["kind"] == "iptables-nat":
+                what = f"{c['family']} HOSTNET-* chains: {'remove' if c['remove'] else 'load'}"
             elif c["kind"] == "nft-table":
                 what = f"table inet hostnet: {c['action']}"
             elif c["kind"] in ("vm-link", "nat-link"):

@@ -281,7 +281,9 @@ def add_nat_steps(plan: Plan, loaded_config: Loaded, text: str, config: Path, *,
             "files only (apply on the host, or add --netns)")))
     if not has_nat:
         step, warning = removal_step(netns)
-        return replace(plan, steps=(*plan.steps, *([step] if step else [])),
+        return replace(plan, steps=(*plan.steps, *([step] if step else []),
+                                    *_iptables_removal(netns, "[nat] is no longer in the "
+                                                       "config")),
                        warnings=(*plan.warnings, *([warning] if warning else [])))
     from hostnet.config.nat import checked
     from hostnet.config.nat_validate import check_connected
@@ -301,19 +303,36 @@ def add_nat_steps(plan: Plan, loaded_config: Loaded, text: str, config: Path, *,
         raise config_error(config, errors)
     warnings = [f"[nat]: {p.render(str(config))}" for p in (*loaded.warnings, *problems)
                 if p.severity != "error"]
-    if cfg.backend.value == "iptables":
-        raise PlanError(f"{config}: [nat] backend = \"iptables\": apply loads nftables only",
-                        hint="use 'hostnet nat compile --backend iptables' and "
-                             "iptables-restore --noflush, or set backend = \"nftables\"")
     compiled = compile_table(cfg)
     needs = compiled.needs
     io = HostIO(Path("/"), live=True)
     planned = {s.key: s.new for s in plan.steps if isinstance(s, SetSysctl)}
     sysctls = sysctl_steps(needs.sysctls, io, netns, planned)
-    table = table_step(cfg, compiled, netns)
+    if cfg.backend.value == "iptables":
+        from hostnet.state.ipt_step import read_iptables_steps
+
+        loads: list[Step] = read_iptables_steps(cfg, netns, f"[nat] of {cfg.origin.file}")
+        old_table, _ = removal_step(netns)  # switched from nftables: drop our table
+        loads += [old_table] if old_table else []
+    else:
+        table = table_step(cfg, compiled, netns)
+        loads = [*([table] if table else []),
+                 *_iptables_removal(netns, "[nat] backend is nftables now")]
     links = link_steps(needs.proxy_neighbours, _snapshot(), netns)
-    return replace(plan, steps=(*sysctls, *plan.steps, *([table] if table else []), *links),
+    return replace(plan, steps=(*sysctls, *plan.steps, *loads, *links),
                    warnings=(*plan.warnings, *warnings))
+
+
+def _iptables_removal(netns: str | None, reason: str) -> list[Step]:
+    """Steps removing HOSTNET-* chains an earlier iptables-backend apply loaded (none when
+    the host has no iptables tools)."""
+    import shutil
+
+    if shutil.which("iptables-save") is None:
+        return []
+    from hostnet.state.ipt_step import read_removal_steps
+
+    return read_removal_steps(netns, reason)
 
 
 def cleared_report(steps: Iterable[Step]) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from hostnet.errors import JournalError
 from hostnet.state.hostio import HostIO, norm
+from hostnet.state.ipt_step import LoadIptables  # noqa: F401  (registers iptables-nat)
 from hostnet.state.journal import OPEN, Generation, Journal, locked
 from hostnet.state.nat_step import LoadNftTable  # noqa: F401  (registers nft-table, nat-link)
 from hostnet.state.steps import Undone

@@ -52,7 +52,8 @@ def undo_all(gen: Generation, io: HostIO, force: bool) -> list[Undone]:
         try:
             out += undo_record(record, io, force)
         except HostnetError as exc:
-            out.append(Undone(Outcome.DRIFT, str(record.get("key") or record.get("path")),
+            out.append(Undone(Outcome.DRIFT, str(record.get("key") or record.get("path")
+                                                 or record.get("text") or record.get("kind")),
                               f"could not be restored: {exc.message}"))
     return out
 
