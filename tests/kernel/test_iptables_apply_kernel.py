@@ -22,7 +22,7 @@ from hostnet.state import iptables_table as it
 from hostnet.state.hostio import HostIO
 from hostnet.state.ipt_step import LoadIptables, read_iptables_steps
 from hostnet.state.steps import Outcome, Step, Undone, undo_record
-from tests.e2e.test_nat_topology import CONFIG as TOPO_CONFIG
+from tests.helpers.nat_lab import CONFIG as TOPO_CONFIG
 from tests.helpers.netns import Netns
 
 CONFIG = TOPO_CONFIG.replace('backend = "nftables"', 'backend = "iptables"')
@@ -218,7 +218,7 @@ def test_ipv6_document_through_ip6tables_and_its_removal(lab: Lab) -> None:
 
 def test_loaded_rules_forward_an_allowed_client_and_block_another() -> None:
     """Real traffic through rules loaded by the step (host variant), then undone."""
-    from tests.e2e.test_nat_topology import topology
+    from tests.helpers.nat_lab import topology
 
     with topology() as t:
         lab = Lab(t.router, "")

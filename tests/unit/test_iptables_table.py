@@ -22,7 +22,7 @@ from hostnet.state.ipt_step import (
     removal_steps,
 )
 from hostnet.state.steps import KINDS
-from tests.e2e.test_nat_topology import CONFIG
+from tests.helpers.nat_lab import CONFIG
 
 FIX = Path(__file__).parent.parent / "fixtures" / "iptables"
 CFG = parse_nat(CONFIG.replace('"nftables"', '"iptables"')).config
