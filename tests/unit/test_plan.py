@@ -10,10 +10,10 @@ from hostnet.config.load import parse
 from hostnet.errors import PlanError
 from hostnet.host.root import Root
 from hostnet.knowledge.catalogue import load as catalogue
+from hostnet.model.facts import Facts, KeyFact, LaterSetting
+from hostnet.observe.plan_facts import later_settings
 from hostnet.state.desired import ipv6_wants, wants
-from hostnet.state.facts import Facts, KeyFact, LaterSetting
 from hostnet.state.files import HEADER, MODPROBE_FILE, SYSCTL_FILE, parse_sysctl_values
-from hostnet.state.observe import later_settings
 from hostnet.state.plan import Plan, make_plan
 from hostnet.state.steps import SetSysctl, WriteOwnedFile
 from hostnet.state.validate import check
@@ -224,7 +224,7 @@ def test_owned_file_parse_roundtrip() -> None:
 
 
 def test_listening_sockets_from_proc_net() -> None:
-    from hostnet.state.observe import listening_sockets
+    from hostnet.observe.plan_facts import listening_sockets
 
     tcp = ("  sl  local_address rem_address   st\n"
            "   0: 00000000:0016 00000000:0000 0A 0\n"

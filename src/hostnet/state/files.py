@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SYSCTL_FILE = "/etc/sysctl.d/90-hostnet.conf"
-MODPROBE_FILE = "/etc/modprobe.d/hostnet.conf"
+from hostnet.model.facts import MODPROBE_FILE, SYSCTL_FILE
+
+__all__ = ["HEADER", "MODPROBE_FILE", "SYSCTL_FILE", "Line", "owned"]
+
 HEADER = "# Written by hostnet"
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from hostnet.config.schema import BUCKETS_MAX, INT_MAX
 from hostnet.errors import PlanError
+from hostnet.model.facts import Facts
 from hostnet.state.desired import AUTO_MAX, CT_BUCKETS, CT_MAX, Want
-from hostnet.state.facts import Facts
 from hostnet.state.files import (
     MODPROBE_FILE,
     SYSCTL_FILE,

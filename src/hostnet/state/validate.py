@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from hostnet.findings import Severity
 from hostnet.knowledge.catalogue import Catalogue, KeySpec
+from hostnet.model.facts import Facts
 from hostnet.state.desired import CT_BUCKETS, CT_MAX, Want
-from hostnet.state.facts import Facts
 
 PORT_RANGE = "net.ipv4.ip_local_port_range"
 RESERVED = "net.ipv4.ip_local_reserved_ports"

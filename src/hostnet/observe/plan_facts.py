@@ -1,4 +1,5 @@
-"""Read what the planner needs through a Root (the live host, or a snapshot / fixture tree).
+"""Read what the planner needs (:class:`hostnet.model.facts.Facts`) through a Root (the live
+host, or a snapshot / fixture tree); hostnet.state plans and writes from it.
 
 Values are read in the namespace the caller entered (``hostnet.host.netns.entered``); owned
 files and the sysctl.d precedence come from the files root (``/`` or ``--root DIR``).
@@ -10,10 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hostnet.host.root import Root
+from hostnet.model.facts import MODPROBE_FILE, SYSCTL_FILE, Facts, KeyFact, LaterSetting
 from hostnet.model.sysctl import SysctlState
 from hostnet.observe.kernel import cpu_count, mem_total, parse_kernel_version
-from hostnet.state.facts import Facts, KeyFact, LaterSetting
-from hostnet.state.files import MODPROBE_FILE, SYSCTL_FILE
 
 OWN_NAME = SYSCTL_FILE.rsplit("/", 1)[1]
 
