@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hostnet.host.root import COMMANDS_DIR, META_FILE, Root
+from hostnet.host.root import COMMANDS_DIR, META_FILE, STAT_FILE, Root
 from hostnet.observe import registry as reg
 from hostnet.observe.host import Want, observe
 
@@ -32,9 +32,10 @@ class Recording(Root):
 
 
 def declared(rel: str) -> bool:
-    if rel.startswith(("proc/sys/", "sys/class/net/")) or rel in (META_FILE, reg.CONNTRACK_TABLE):
+    if rel.startswith(("proc/sys/", "sys/class/net/")) or rel in (META_FILE, STAT_FILE,
+                                                                   reg.CONNTRACK_TABLE):
         return True
-    if rel in reg.NETNS_FILES or rel in reg.HOST_FILES:
+    if rel in reg.NETNS_FILES or rel in reg.HOST_FILES or rel in reg.STATS:
         return True
     if any(fnmatch.fnmatch(rel, p.format(release="*")) for p in reg.RELEASE_FILES):
         return True

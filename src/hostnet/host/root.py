@@ -14,12 +14,16 @@ from pathlib import Path
 
 from hostnet.errors import InputError
 from hostnet.model.keys import key_to_path, path_to_key
+from hostnet.model.reads import NodeStat
 from hostnet.model.sysctl import SysctlRead, SysctlState, first_int
 
 #: Where a snapshot keeps the output of commands it ran (see hostnet.host.snapshot).
 COMMANDS_DIR = ".hostnet/commands"
 #: Snapshot metadata (JSON) written by ``hostnet collect``.
 META_FILE = ".hostnet/meta.json"
+#: stat(2) of the registry's ``stats`` paths (JSON: path -> NodeStat fields, or null when the
+#: path did not exist), written by ``hostnet collect``: a snapshot holds no device nodes.
+STAT_FILE = ".hostnet/stat.json"
 
 
 class Root:
@@ -75,6 +79,20 @@ class Root:
             return
         with fh:
             yield from fh
+
+    def stat(self, rel: str) -> NodeStat | None:
+        """stat(2) of ``rel`` (None: it does not exist). A snapshot answers from
+        :data:`STAT_FILE` when it has one (collect stores no device nodes); a tree without
+        it, and the live host, are asked directly. Other errors than a missing path raise."""
+        if not self._live:
+            text = self.read_text(STAT_FILE)
+            if text is not None:
+                return _recorded_stat(text, rel.lstrip("/"), self.path / STAT_FILE)
+        try:
+            st = os.stat(self.file(rel))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return node_stat(st)
 
     def listdir(self, rel: str) -> list[str]:
         try:
@@ -185,3 +203,26 @@ class Root:
 
         outputs = run_many_optional([argv for _, argv in commands], timeout=timeout)
         self._prefetched.update(zip((n for n, _ in commands), outputs, strict=True))
+
+
+def node_stat(st: os.stat_result) -> NodeStat:
+    """The NodeStat of an os.stat() answer (device numbers only for device nodes)."""
+    import stat
+
+    dev = stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+    return NodeStat(st.st_mode, st.st_uid, st.st_gid, os.major(st.st_rdev) if dev else 0,
+                    os.minor(st.st_rdev) if dev else 0)
+
+
+def _recorded_stat(text: str, rel: str, where: Path) -> NodeStat | None:
+    import json
+
+    try:
+        doc = json.loads(text)
+        entry = doc.get(rel) if isinstance(doc, dict) else None
+        if entry is None:
+            return None
+        return NodeStat(*(int(entry[k]) for k in ("mode", "uid", "gid", "major", "minor")))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise InputError(f"{where}: not the stat record 'hostnet collect' writes; the snapshot "
+                         "is damaged") from None

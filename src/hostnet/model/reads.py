@@ -37,3 +37,17 @@ class ReadSet:
     release_files: tuple[str, ...] = ()
     #: Glob patterns of small files (module states).
     globs: tuple[str, ...] = ()
+    #: Paths whose stat(2) is read (device nodes: a snapshot holds no nodes, only their
+    #: mode, owner and device numbers, see :class:`NodeStat`).
+    stats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStat:
+    """What stat(2) says of a path: the full st_mode, owner, and device numbers."""
+
+    mode: int
+    uid: int
+    gid: int
+    major: int = 0
+    minor: int = 0

@@ -1,7 +1,9 @@
 """Read links, addresses, host routes, proxy neighbour entries and the forwarding sysctls of
 one network namespace over rtnetlink, for the VM planner, ``vm list`` and the VM checks;
 the netlink event socket of ``vm watch``. Every reader takes the namespace name (None: the
-one we run in).
+one we run in). :func:`snapshot_from_root` builds the same LinkSnapshot from what a
+``hostnet collect`` snapshot stores (``ip -j`` output and /proc/sys, see
+hostnet.observe.parse_links), :func:`tun_node` reads /dev/net/tun from either.
 
 A netlink socket belongs to the namespace it was created in, so sockets are opened inside
 the namespace and then need no further switching. Dumps are decoded by hostnet.host.rtnl
@@ -18,9 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hostnet.errors import PermissionDenied
+from hostnet.errors import InputError, PermissionDenied
 from hostnet.host import rtnl
 from hostnet.host.netns import entered
+from hostnet.host.root import STAT_FILE, Root
 from hostnet.model.vm import (
     LinkSnapshot,
     ObservedAddress,
@@ -122,6 +125,60 @@ def read_tun_node(root: str = "/") -> TunNode:
     return TunNode(path, True, is_char, os.major(st.st_rdev) if is_char else 0,
                    os.minor(st.st_rdev) if is_char else 0, stat.S_IMODE(st.st_mode),
                    st.st_uid, st.st_gid)
+
+
+def tun_node(root: Root) -> TunNode:
+    """/dev/net/tun of the live host, or as a snapshot recorded it (its stat record: an
+    archive holds no device nodes). A tree without that record (an older snapshot, a mounted
+    disk whose /dev is not populated) cannot say: InputError."""
+    path = "/" + TUN_PATH
+    if not root.is_live and not root.exists(STAT_FILE):
+        raise InputError(f"no record of {path} ({STAT_FILE}, written by 'hostnet collect' "
+                         "since the VM checks run on snapshots)")
+    try:
+        st = root.stat(TUN_PATH)
+    except OSError:
+        st = None
+    if st is None:
+        return TunNode(path, False)
+    is_char = stat.S_ISCHR(st.mode)
+    return TunNode(path, True, is_char, st.major if is_char else 0, st.minor if is_char else 0,
+                   stat.S_IMODE(st.mode), st.uid, st.gid)
+
+
+def snapshot_from_root(root: Root, users: dict[str, int],
+                       groups: dict[str, int]) -> LinkSnapshot:
+    """The LinkSnapshot :func:`read_snapshot` gives, from a snapshot's stored ``ip -j``
+    output and /proc/sys (``users``/``groups``: names to ids, for taps' owners).
+    InputError when the snapshot lacks one of the outputs or holds something else."""
+    from hostnet.observe import registry as reg
+    from hostnet.observe.parse_links import parse_host_routes, parse_links, parse_proxies
+
+    texts: list[str] = []
+    for cmd in (reg.IP_ADDR, reg.IP_ROUTE, reg.IP_NEIGH_PROXY):
+        text = root.command_output(cmd.name, list(cmd.argv))
+        if text is None:
+            raise InputError(f"the snapshot has no '{' '.join(cmd.argv)}' output (collected "
+                             "by an older hostnet, or the command failed there)")
+        texts.append(text)
+
+    def conf(family: str, link: str, leaf: str) -> int | None:
+        from hostnet.model.sysctl import first_int
+
+        try:
+            return first_int(root.read_text(f"proc/sys/net/{family}/conf/{link}/{leaf}"))
+        except OSError:
+            return None
+
+    try:
+        links, addresses = parse_links(texts[0], conf, users, groups)
+        routes, proxies = parse_host_routes(texts[1]), parse_proxies(texts[2])
+    except ValueError as exc:
+        raise InputError(f"snapshot VM links: {exc}") from None
+    return LinkSnapshot(None, links, addresses, routes, proxies,
+                        root.sysctl_int("net.ipv4.ip_forward"),
+                        root.sysctl_int("net.ipv6.conf.all.forwarding"),
+                        root.sysctl_int("net.ipv4.conf.all.proxy_arp"))
 
 
 # -- events ----------------------------------------------------------------------------

@@ -21,17 +21,22 @@ IPTABLES_LEGACY = Command("iptables-legacy-save.txt", ("iptables-legacy-save",))
 IP6TABLES_LEGACY = Command("ip6tables-legacy-save.txt", ("ip6tables-legacy-save",))
 IP_ADDR = Command("ip-addr.json", ("ip", "-j", "-d", "addr", "show"), legacy=("ip-link.json",))
 IP_ROUTE = Command("ip-route.json", ("ip", "-j", "route", "show", "table", "all"))
+IP_NEIGH_PROXY = Command("ip-neigh-proxy.json", ("ip", "-j", "neigh", "show", "proxy"))
 CONNTRACK_S = Command("conntrack-S", ("conntrack", "-S"))
 DMESG = Command("dmesg", ("dmesg", "--time-format", "iso"))
 JOURNAL = Command("journalctl-k", ("journalctl", "-k", "-o", "short-iso", "--no-pager", "-q",
                                    "--grep", "table full|suppressed"))
+#: The account database as NSS gives it (what the live reader resolves names with: tap owners
+#: and [[vm]] owner/group names, hostnet.observe.vm).
+GETENT_PASSWD = Command("getent-passwd", ("getent", "passwd"))
+GETENT_GROUP = Command("getent-group", ("getent", "group"))
 
 #: Commands run per namespace (network state).
 NETNS_COMMANDS: tuple[Command, ...] = (NFT_RULESET, NFT_RULESET_TEXT, IPTABLES, IP6TABLES,
                                        IPTABLES_LEGACY, IP6TABLES_LEGACY, IP_ADDR, IP_ROUTE,
-                                       CONNTRACK_S)
-#: Commands about the whole host (kernel log).
-HOST_COMMANDS: tuple[Command, ...] = (DMESG, JOURNAL)
+                                       IP_NEIGH_PROXY, CONNTRACK_S)
+#: Commands about the whole host (kernel log, accounts).
+HOST_COMMANDS: tuple[Command, ...] = (DMESG, JOURNAL, GETENT_PASSWD, GETENT_GROUP)
 
 #: Files read per namespace (paths relative to the root; /proc/net follows the namespace).
 NETNS_FILES: tuple[str, ...] = (
@@ -59,7 +64,11 @@ HOST_FILES: tuple[str, ...] = (
     "etc/os-release",
     "proc/config.gz",
     "etc/hostnet/hostnet.toml",  # its [[vm]] entries (hostnet.observe.vm)
+    "etc/passwd",  # accounts of a host tree without getent output (hostnet.observe.vm)
+    "etc/group",
 )
+#: Paths whose stat(2) is kept (a snapshot cannot hold device nodes): /dev/net/tun (VM101).
+STATS: tuple[str, ...] = ("dev/net/tun",)
 #: Files about the running kernel's build, read by lint (built-in or loadable modules).
 RELEASE_FILES: tuple[str, ...] = (
     "boot/config-{release}",
@@ -153,4 +162,4 @@ def scalar_keys() -> tuple[str, ...]:
 READS = ReadSet(netns_files=NETNS_FILES, host_files=HOST_FILES, trees=TREES,
                 netns_commands=NETNS_COMMANDS, host_commands=HOST_COMMANDS,
                 log_globs=LOG_GLOBS, table=CONNTRACK_TABLE, release_files=RELEASE_FILES,
-                globs=GLOBS)
+                globs=GLOBS, stats=STATS)

@@ -3,14 +3,17 @@ namespace's links over rtnetlink and /dev/net/tun, for the VM checks (VM101-VM10
 
 Which hostnet.toml: the one the doctor was given (``--config``), else
 ``/etc/hostnet/hostnet.toml`` under the Root when it exists (declared in the registry, so a
-snapshot from ``hostnet collect`` carries it). Without a config, or one without ``[[vm]]``,
-there is no VM part and the VM checks stay silent; the config is read once for all
-namespaces' observations by each of them (it is small).
+snapshot from ``hostnet collect`` carries it; ``collect --config FILE`` stores FILE there
+and its meta.json names FILE, so findings point where the live run points). Without a
+config, or one without ``[[vm]]``, there is no VM part and the VM checks stay silent; the
+config is read once for all namespaces' observations by each of them (it is small).
 
-Links, routes and proxy entries come from netlink (the same reader the VM planner uses), so
-the VM part is observed on the live host only, and only in a namespace that holds a VM's
-tap, uplink or bridge (:func:`belongs`); for a snapshot or host tree with ``[[vm]]``
-entries the report says the VM checks were not run.
+On the live host links, routes and proxy entries come from netlink (the same reader the VM
+planner uses), accounts from NSS; on a snapshot from the ``ip -j`` output, /proc/sys,
+/dev/net/tun's stat record and ``getent`` output it stores (a host tree without getent
+output: its etc/passwd and etc/group). Both give the same LinkSnapshot. The VM part is
+observed only in a namespace that holds a VM's tap, uplink or bridge (:func:`belongs`); a
+snapshot that lacks what the VM part needs (an older hostnet's) gets a note instead.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hostnet.errors import HostnetError
 from hostnet.host.root import Root
 
 if TYPE_CHECKING:
+    from hostnet.config.vm import Accounts
     from hostnet.model.vm import LinkSnapshot, VmCheckInput, VmLink
 
 DEFAULT_CONFIG = "etc/hostnet/hostnet.toml"
@@ -36,7 +40,33 @@ def _config_text(root: Root, config: Path | None) -> tuple[str, str] | None:
         text = root.read_text(DEFAULT_CONFIG)
     except PermissionError:
         return None
-    return (None if text is None else ("/" + DEFAULT_CONFIG, text))
+    if text is None:
+        return None
+    shown = "/" + DEFAULT_CONFIG
+    if not root.is_live:
+        from hostnet.host.snapshot import read_meta
+
+        meta = read_meta(root)
+        shown = meta.config if meta is not None and meta.config else shown
+    return shown, text
+
+
+def _accounts(root: Root) -> Accounts:
+    """NSS on the live host; a snapshot's getent output (what NSS said when collected), else
+    the tree's etc/passwd and etc/group."""
+    from hostnet.config.vm import Accounts
+    from hostnet.observe import registry as reg
+
+    if root.is_live:
+        return Accounts.from_root("/")
+    texts = []
+    for cmd, rel in ((reg.GETENT_PASSWD, "etc/passwd"), (reg.GETENT_GROUP, "etc/group")):
+        try:
+            text = root.command_output(cmd.name, list(cmd.argv))
+            texts.append(text if text is not None else root.read_text(rel) or "")
+        except OSError:
+            texts.append("")
+    return Accounts.from_text(*texts)
 
 
 def observe_vm(root: Root, config: Path | None, notes: list[str]) -> VmCheckInput | None:
@@ -50,26 +80,27 @@ def observe_vm(root: Root, config: Path | None, notes: list[str]) -> VmCheckInpu
     if found is None or not _VM_TABLE.search(found[1]):
         return None
     path, text = found
-    if not root.is_live:
-        notes.append(f"{path} has [[vm]] entries, but VM links (taps, routes, proxy entries) "
-                     "are read over netlink from the live host: VM checks not run on a "
-                     "snapshot")
-        return None
-    from hostnet.config.vm import Accounts, parse_vm_text, resolve
+    from hostnet.config.vm import parse_vm_text, resolve
     from hostnet.model.vm import VmCheckInput
-    from hostnet.observe.links import read_snapshot, read_tun_node
+    from hostnet.observe.links import read_snapshot, snapshot_from_root, tun_node
 
     try:
         entries, where = parse_vm_text(text, path)
-        vms = resolve(entries, Accounts.from_root(root.path), path, where)
-        snap = read_snapshot(None)
+        accounts = _accounts(root)
+        vms = resolve(entries, accounts, path, where)
+        if root.is_live:
+            snap = read_snapshot(None)
+        else:
+            snap = snapshot_from_root(root, {n: u for n, (u, _g) in accounts.users.items()},
+                                      accounts.groups)
+        here = tuple(vm for vm in vms if belongs(vm, snap))
+        tun = tun_node(root) if here else None
     except HostnetError as exc:
         notes.append(f"VM checks not run: {exc.message.splitlines()[0]}")
         return None
-    here = tuple(vm for vm in vms if belongs(vm, snap))
-    if not here:
+    if not here or tun is None:
         return None
-    return VmCheckInput(here, read_tun_node(str(root.path)), snap)
+    return VmCheckInput(here, tun, snap)
 
 
 def belongs(vm: VmLink, snap: LinkSnapshot) -> bool:
