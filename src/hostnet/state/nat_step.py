@@ -30,7 +30,7 @@ from hostnet.nat.live import Translation
 from hostnet.state import nat_table
 from hostnet.state.hostio import HostIO
 from hostnet.state.steps import Outcome, SetSysctl, Step, Undone, register
-from hostnet.state.vm_step import VmLinkStep, _snapshot
+from hostnet.state.vm_step import VmLinkStep, _snapshot, live_sysctl
 from hostnet.vm import steps as vs
 
 if TYPE_CHECKING:
@@ -39,11 +39,6 @@ if TYPE_CHECKING:
     from hostnet.model.vm import LinkSnapshot
     from hostnet.nat import ir
     from hostnet.state.plan import Plan
-
-#: Keys whose write makes the kernel rewrite a subtree (journaled along, see SetSysctl).
-_REWRITES = {"net.ipv4.ip_forward": "net.ipv4.conf",
-             "net.ipv6.conf.all.forwarding": "net.ipv6.conf"}
-
 
 def digest_of(translations: Iterable[Translation]) -> str:
     doc = json.dumps([t.to_json() for t in sorted(translations)], separators=(",", ":"))
@@ -187,10 +182,8 @@ def sysctl_steps(needs: Iterable[ir.Sysctl], io: HostIO, netns: str | None,
                             hint="check the interface names in [nat]")
         if old.strip() == need.value:
             continue
-        prefix = _REWRITES.get(need.key)
-        out.append(SetSysctl(netns, need.key, old.strip(), need.value, f"[nat]: {need.reason}",
-                             "live", side_prefixes=(prefix,) if prefix else (),
-                             first=prefix is not None))
+        out.append(live_sysctl(netns, need.key, old.strip(), need.value,
+                               f"[nat]: {need.reason}"))
     return out
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from hostnet.config.load import ConfigInvalid, Loaded, parse
 from hostnet.errors import ConfigError, InputError
 from hostnet.host.root import Root
+from hostnet.model.facts import Facts
 from hostnet.observe.plan_facts import interfaces, kernel_root, observe
 from hostnet.state.desired import ipv6_wants, wants
-from hostnet.state.facts import Facts
 from hostnet.state.nat_step import add_nat_steps
 from hostnet.state.plan import Plan, keys_needed, make_plan
 from hostnet.state.validate import PORT_RANGE, check

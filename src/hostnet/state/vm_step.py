@@ -237,11 +237,18 @@ class VmLinkStep(Step):
 # -- planning ----------------------------------------------------------------------------
 
 
-def _sysctl(netns: str | None, step: vs.SetSysctl) -> SetSysctl:
-    prefix = _REWRITES.get(step.key)
-    return SetSysctl(netns, step.key, None if step.old is None else str(step.old),
-                     str(step.new), step.reason, "live",
+def live_sysctl(netns: str | None, key: str, old: str | None, new: str,
+                reason: str) -> SetSysctl:
+    """A live sysctl step a VM or the NAT table needs: forwarding keys go first and journal
+    the subtree the kernel rewrites along with them."""
+    prefix = _REWRITES.get(key)
+    return SetSysctl(netns, key, old, new, reason, "live",
                      side_prefixes=(prefix,) if prefix else (), first=prefix is not None)
+
+
+def _sysctl(netns: str | None, step: vs.SetSysctl) -> SetSysctl:
+    return live_sysctl(netns, step.key, None if step.old is None else str(step.old),
+                       str(step.new), step.reason)
 
 
 def vm_steps(vms: list[Any], snap: LinkSnapshot, netns: str | None,
